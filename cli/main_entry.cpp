@@ -1,0 +1,86 @@
+// Top level of `lina`: global flags, subcommand dispatch and the error-to-exit-code policy.
+#include <spdlog/spdlog.h>
+
+#include <boost/program_options/errors.hpp>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "sched/error.hpp"
+#include "sched/version.hpp"
+
+namespace lina::cli {
+namespace {
+
+void print_usage(std::FILE* out) {
+  std::fprintf(out, "usage: lina [-v|-q] COMMAND [ARGS...]\n\ncommands:\n");
+  for (const auto& c : commands()) {
+    std::fprintf(out, "  %-12.*s %.*s\n", static_cast<int>(c.name.size()), c.name.data(),
+                 static_cast<int>(c.summary.size()), c.summary.data());
+  }
+  std::fprintf(out, "  %-12s %s\n", "help", "help [COMMAND]: this list, or a command's options");
+  std::fprintf(out, "\nglobal flags: -v (debug log), -q (errors only), --version\n");
+}
+
+}  // namespace
+
+int main_entry(int argc, const char* const* argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  spdlog::set_pattern("lina: %l: %v");
+  spdlog::set_level(spdlog::level::info);
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
+    if (args[i] == "-v") {
+      spdlog::set_level(spdlog::level::debug);
+    } else if (args[i] == "-q") {
+      spdlog::set_level(spdlog::level::err);
+    } else {
+      break;
+    }
+  }
+  args.erase(args.begin(), args.begin() + static_cast<std::ptrdiff_t>(i));
+  if (args.empty()) {
+    print_usage(stderr);
+    return kInputErrorExit;
+  }
+  const std::string name = args.front();
+  args.erase(args.begin());
+  if (name == "--version" || name == "version") {
+    std::printf("lina %.*s (%.*s)\n", static_cast<int>(version().size()), version().data(),
+                static_cast<int>(git_commit().size()), git_commit().data());
+    return 0;
+  }
+  if (name == "help" || name == "--help" || name == "-h") {
+    if (args.empty()) {
+      print_usage(stdout);
+      return 0;
+    }
+    const Command* c = find_command(args.front());
+    if (!c) {
+      std::fprintf(stderr, "lina: unknown command '%s' (see 'lina help')\n", args.front().c_str());
+      return kInputErrorExit;
+    }
+    return c->run({"--help"});
+  }
+  const Command* c = find_command(name);
+  if (!c) {
+    std::fprintf(stderr, "lina: unknown command '%s' (see 'lina help')\n", name.c_str());
+    return kInputErrorExit;
+  }
+  try {
+    return c->run(args);
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "lina %s: error: %s\n", name.c_str(), e.what());
+    return kInputErrorExit;
+  } catch (const boost::program_options::error& e) {
+    std::fprintf(stderr, "lina %s: error: %s (see 'lina help %s')\n", name.c_str(), e.what(), name.c_str());
+    return kInputErrorExit;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lina %s: internal error: %s\n", name.c_str(), e.what());
+    return 1;
+  }
+}
+
+}  // namespace lina::cli

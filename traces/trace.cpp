@@ -1,0 +1,2 @@
+// Placeholder until the trace library lands (issue: expert-selection traces).
+namespace lina::traces {}
