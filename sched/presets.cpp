@@ -1,6 +1,12 @@
 #include "sched/presets.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <filesystem>
+
+#include "sched/error.hpp"
+#include "sched/params.hpp"
 
 namespace lina {
 namespace {
@@ -13,6 +19,15 @@ bool split(std::string_view path, std::string_view& folder, std::string_view& na
   name = path.substr(slash + 1);
   if (name.size() > 5 && name.substr(name.size() - 5) == ".json") name.remove_suffix(5);
   return true;
+}
+
+std::filesystem::path resolve_relative(const std::string& name, const std::string& referencing_file) {
+  std::filesystem::path p(name);
+  if (p.is_relative() && !referencing_file.empty()) {
+    auto beside = std::filesystem::path(referencing_file).parent_path() / p;
+    if (std::filesystem::exists(beside)) return beside;
+  }
+  return p;
 }
 
 }  // namespace
@@ -33,6 +48,36 @@ std::vector<std::string> preset_names(std::string_view folder) {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// A reference is a preset name, a path to a JSON file, or an inline object. Returns the object and its origin.
+ResolvedSpec resolve_spec_reference(const nlohmann::json& ref, const std::string& file, const std::string& pointer,
+                                               std::string_view folder, std::string_view what) {
+  if (ref.is_object()) return {ref, file};
+  if (!ref.is_string()) {
+    throw InputError(format_location(file, pointer, fmt::format("expected a {} preset name, a file path or an object",
+                                                                what)));
+  }
+  std::string name = ref.get<std::string>();
+  if (const EmbeddedPreset* p = find_preset(folder, name)) {
+    return {parse_json_text(std::string(p->json), std::string(p->path)), std::string(p->path)};
+  }
+  bool looks_like_path = name.find('/') != std::string::npos || name.ends_with(".json");
+  if (looks_like_path) {
+    auto path = resolve_relative(name, file);
+    if (!std::filesystem::exists(path)) {
+      throw InputError(format_location(file, pointer, fmt::format("{} file '{}' not found", what, name)));
+    }
+    return {parse_json_file(path.string()), path.string()};
+  }
+  auto names = preset_names(folder);
+  std::string near = nearest(name, names);
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  throw InputError(format_location(
+      file, pointer,
+      fmt::format("unknown {} preset '{}'{}; presets: {}", what, name,
+                  near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near), list)));
 }
 
 }  // namespace lina

@@ -2,6 +2,7 @@
 // so that a spec can say "cluster": "dgx-a100" from any working directory.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,5 +21,15 @@ const std::vector<EmbeddedPreset>& embedded_presets();
 const EmbeddedPreset* find_preset(std::string_view folder, std::string_view name);
 // Names of all presets in a folder, sorted.
 std::vector<std::string> preset_names(std::string_view folder);
+
+// A spec reference: a preset name (looked up in `folder`), a path to a JSON file (relative to the referencing file's
+// folder when it exists there, else to the working directory), or an inline object. Returns the object and where it
+// came from (the preset's or file's path, or `file` for an inline object), for error messages.
+struct ResolvedSpec {
+  nlohmann::json json;
+  std::string origin;
+};
+ResolvedSpec resolve_spec_reference(const nlohmann::json& ref, const std::string& file, const std::string& pointer,
+                                    std::string_view folder, std::string_view what);
 
 }  // namespace lina

@@ -1,0 +1,13 @@
+// The list of every parameter, for `lina params`: each spec module contributes its own table.
+#include "sched/cluster_spec.hpp"
+#include "sched/params.hpp"
+
+namespace lina {
+
+std::vector<ParamDef> all_params() {
+  std::vector<ParamDef> out;
+  for (const auto* table : {&cluster_params()}) out.insert(out.end(), table->begin(), table->end());
+  return out;
+}
+
+}  // namespace lina
