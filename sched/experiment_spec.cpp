@@ -1,0 +1,239 @@
+#include "sched/experiment_spec.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "sched/cluster_spec.hpp"
+#include "sched/error.hpp"
+#include "sched/presets.hpp"
+#include "sched/point_spec.hpp"
+
+namespace lina {
+namespace {
+
+using nlohmann::json;
+using D = Dimension;
+using T = ParamType;
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t dot = path.find('.', start);
+    parts.push_back(path.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return parts;
+}
+
+bool is_index(const std::string& s) {
+  return !s.empty() && s.size() < 6 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// "policies.1.micro_op_size" -> "policy.micro_op_size": the declared form of a path.
+std::string declared_form(const std::vector<std::string>& parts) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (is_index(parts[i])) continue;
+    std::string p = parts[i] == "policies" ? "policy" : parts[i];
+    if (!out.empty()) out += '.';
+    out += p;
+  }
+  return out;
+}
+
+// Replaces a preset/file reference at doc[key] by its object, so that overrides can reach inside it.
+void inline_reference(json& parent, const std::string& key, const std::string& file, const std::string& pointer,
+                      std::string_view folder, std::string_view what) {
+  if (!parent.contains(key) || parent[key].is_object()) return;
+  parent[key] = resolve_spec_reference(parent[key], file, pointer, folder, what).json;
+}
+
+}  // namespace
+
+const std::vector<ParamDef>& experiment_params() {
+  static const std::vector<ParamDef> t = {
+      {"name", T::kString, D::kNumber, "experiment", "experiment name, used in reports", -1e308, 1e308, {}},
+      {"description", T::kString, D::kNumber, "", "free text", -1e308, 1e308, {}},
+      {"mode", T::kChoice, D::kNumber, nullptr, "what to simulate", -1e308, 1e308, {"training", "inference"}},
+      {"cluster", T::kObject, D::kNumber, nullptr,
+       "cluster: a preset name (experiments/clusters/), a JSON file, or an object (cluster.*)", -1e308, 1e308, {}},
+      {"model", T::kObject, D::kNumber, nullptr, "model: a preset name (models/), a JSON file, or an object (model.*)",
+       -1e308, 1e308, {}},
+      {"workload", T::kObject, D::kNumber, json::object(), "batch, sequence, steps and routing (workload.*)", -1e308,
+       1e308, {}},
+      {"policies", T::kList, D::kNumber, nullptr,
+       "policies to compare, each an object with \"name\" and its parameters (policy.*); the first is the reference "
+       "for speedups",
+       -1e308, 1e308, {}},
+      {"sweep", T::kObject, D::kNumber, json::object(),
+       "parameter path -> list of values; points are the cartesian product, first path varying slowest", -1e308,
+       1e308, {}},
+      {"overrides", T::kObject, D::kNumber, json::object(),
+       "parameter path -> value, applied after loading presets (same as --set)", -1e308, 1e308, {}},
+      {"seed", T::kInteger, D::kNumber, 1, "seed of every random choice of the experiment", 0, 9.007199254740992e15,
+       {}},
+      {"output", T::kString, D::kNumber, "", "output folder (default results/<name>; -o overrides)", -1e308, 1e308,
+       {}},
+  };
+  return t;
+}
+
+Override parse_override(const std::string& text) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw InputError(fmt::format("--set '{}': expected PATH=VALUE, e.g. cluster.nic.bandwidth=200Gbps", text));
+  }
+  Override o;
+  o.path = text.substr(0, eq);
+  std::string v = text.substr(eq + 1);
+  o.value = json::parse(v, nullptr, /*allow_exceptions=*/false);
+  if (o.value.is_discarded()) o.value = v;  // a bare word: a string such as 200Gbps or lina
+  o.origin = "--set " + o.path;
+  return o;
+}
+
+void apply_override(json& doc, const Override& o, const std::string& file) {
+  auto parts = split_path(o.path);
+  std::string declared = declared_form(parts);
+  std::vector<std::string> known;
+  bool found = false;
+  for (const auto& d : all_params()) {
+    known.push_back(d.path);
+    if (d.path == declared) found = true;
+  }
+  if (!found) {
+    std::string near = nearest(declared, known);
+    throw InputError(fmt::format("{}: unknown parameter '{}'{} (see 'lina params')", o.origin, o.path,
+                                 near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
+  }
+  json* node = &doc;
+  std::string pointer;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& key = parts[i];
+    bool last = i + 1 == parts.size();
+    if (node->is_array()) {
+      if (!is_index(key) || std::stoul(key) >= node->size()) {
+        throw InputError(fmt::format("{}: index '{}' is out of range at {} ({} entries)", o.origin, key, pointer,
+                                     node->size()));
+      }
+      pointer += "/" + key;
+      node = &(*node)[std::stoul(key)];
+      continue;
+    }
+    if (!node->is_object()) {
+      throw InputError(fmt::format("{}: {} is not an object", o.origin, pointer.empty() ? "/" : pointer));
+    }
+    if (!last && (key == "cluster" || key == "model" || key == "gpu")) {
+      std::string folder = key == "cluster" ? "experiments/clusters" : key == "model" ? "models" : "experiments/gpus";
+      inline_reference(*node, key, file, pointer + "/" + key, folder, key);
+    }
+    pointer += "/" + pointer_escape(key);
+    if (last) {
+      (*node)[key] = o.value;
+    } else {
+      if (!node->contains(key)) (*node)[key] = json::object();
+      node = &(*node)[key];
+    }
+  }
+}
+
+std::string SweepPoint::key() const {
+  std::string k;
+  for (const auto& [path, value] : params) {
+    if (!k.empty()) k += ',';
+    k += fmt::format("{}={}", path, value.dump());
+  }
+  return k.empty() ? "single" : k;
+}
+
+std::vector<SweepPoint> ExperimentSpec::points() const {
+  std::vector<SweepPoint> out(1);
+  for (const auto& [path, values] : sweep) {
+    std::vector<SweepPoint> next;
+    for (const auto& p : out) {
+      for (const auto& v : values) {
+        SweepPoint q = p;
+        q.params.emplace_back(path, v);
+        next.push_back(std::move(q));
+      }
+    }
+    out = std::move(next);
+  }
+  for (size_t i = 0; i < out.size(); ++i) out[i].index = static_cast<int>(i);
+  return out;
+}
+
+json ExperimentSpec::point_document(const SweepPoint& p) const {
+  json doc = document;
+  for (const auto& [path, value] : p.params) apply_override(doc, Override{path, value, "sweep " + path}, file);
+  return doc;
+}
+
+ExperimentSpec load_experiment(const std::string& path, const std::vector<Override>& cli_overrides) {
+  ExperimentSpec e;
+  e.file = path;
+  json doc = parse_json_file(path);
+  if (!doc.is_object()) throw InputError(format_location(path, "/", "expected an experiment object"));
+  // Overrides first (they may change anything, the mode included), then read the top level.
+  if (doc.contains("overrides")) {
+    if (!doc["overrides"].is_object()) {
+      throw InputError(format_location(path, "/overrides", "expected an object of path -> value"));
+    }
+    for (const auto& [k, v] : doc["overrides"].items()) apply_override(doc, Override{k, v, "overrides " + k}, path);
+  }
+  for (const auto& o : cli_overrides) apply_override(doc, o, path);
+
+  SpecReader r(doc, path, "", experiment_params(), "");
+  e.name = r.string("name");
+  e.description = r.string("description");
+  e.mode = r.choice("mode");
+  r.raw("cluster");
+  r.raw("model");
+  r.raw("workload");
+  r.raw("overrides");
+  e.seed = static_cast<uint64_t>(r.integer("seed"));
+  e.output = r.string("output");
+  if (e.output.empty()) e.output = "results/" + e.name;
+
+  const json& policies = r.raw("policies");
+  if (!policies.is_array() || policies.empty()) r.fail("policies", "expected a non-empty list of policy objects");
+  const json& sweep = r.raw("sweep");
+  if (!sweep.is_object()) r.fail("sweep", "expected an object of parameter path -> list of values");
+  for (const auto& [k, v] : sweep.items()) {
+    std::string ptr = "/sweep/" + pointer_escape(k);
+    if (!v.is_array() || v.empty()) {
+      throw InputError(format_location(path, ptr, "expected a non-empty list of values"));
+    }
+    e.sweep.emplace_back(k, std::vector<json>(v.begin(), v.end()));
+  }
+  r.finish();
+
+  // Inline the references once, so that every point starts from the same resolved objects.
+  inline_reference(doc, "cluster", path, "/cluster", "experiments/clusters", "cluster");
+  inline_reference(doc, "model", path, "/model", "models", "model");
+  if (doc["cluster"].contains("gpu")) {
+    inline_reference(doc["cluster"], "gpu", path, "/cluster/gpu", "experiments/gpus", "GPU");
+  }
+  e.document = doc;
+  for (size_t i = 0; i < policies.size(); ++i) {
+    const json& p = policies[i];
+    std::string ptr = fmt::format("/policies/{}", i);
+    if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) {
+      throw InputError(format_location(path, ptr, "expected an object with a \"name\" string"));
+    }
+    PolicyConfig c;
+    c.name = p["name"].get<std::string>();
+    c.label = p.value("label", c.name);
+    c.params = p;
+    c.pointer = ptr;
+    e.policies.push_back(std::move(c));
+  }
+  // Validate every point before anything runs.
+  for (const auto& point : e.points()) load_point(e, e.point_document(point));
+  return e;
+}
+
+}  // namespace lina

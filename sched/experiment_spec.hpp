@@ -1,0 +1,66 @@
+// An experiment: a mode, a cluster, a model, a workload, the policies to compare, an optional sweep, a seed and an
+// output folder (DESIGN.md section 6). Loading resolves preset references, applies overrides (the spec's own
+// "overrides" object, then --set on the command line, then each sweep point's values) and validates everything
+// before anything runs, so that a bad spec fails at once with exit code 2.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sched/params.hpp"
+
+namespace lina {
+
+// One "path=value" override. The path is dotted from the experiment's root ("cluster.nic.bandwidth",
+// "policies.1.micro_op_size"); the value is JSON (a bare word is taken as a string).
+struct Override {
+  std::string path;
+  nlohmann::json value;
+  std::string origin;  // "--set", "overrides", "sweep": for error messages
+};
+
+Override parse_override(const std::string& text);  // "a.b=value"
+
+// Applies an override to a document. Cluster and model references (preset names, files) are resolved into objects
+// first, so "cluster.nic.bandwidth" works on "cluster": "dgx-a100". Throws InputError on a path that does not exist
+// in the schema (with the nearest known name).
+void apply_override(nlohmann::json& experiment, const Override& o, const std::string& file);
+
+struct PolicyConfig {
+  std::string name;        // "deepspeed", "lina", ...
+  std::string label;       // shown in tables; defaults to name
+  nlohmann::json params;   // the policy's object with "name"/"label" removed, validated against policy_params()
+  std::string pointer;     // "/policies/1", for errors raised later
+};
+
+struct SweepPoint {
+  int index = 0;
+  std::vector<std::pair<std::string, nlohmann::json>> params;  // the sweep values of this point, in spec order
+  std::string key() const;  // stable text identifying the point (for resume), e.g. "model.experts=8,seed=2"
+};
+
+struct ExperimentSpec {
+  std::string file;  // where the spec came from
+  std::string name;
+  std::string description;
+  std::string mode;  // "training" | "inference"
+  nlohmann::json document;  // the fully resolved spec (presets inlined, overrides applied), before sweep values
+  std::vector<PolicyConfig> policies;
+  std::vector<std::pair<std::string, std::vector<nlohmann::json>>> sweep;  // path -> values, in spec order
+  uint64_t seed = 1;
+  std::string output;
+
+  // The cartesian product of the sweep (one point without sweep), first path varying slowest.
+  std::vector<SweepPoint> points() const;
+  // The resolved document of one point (sweep values applied), validated.
+  nlohmann::json point_document(const SweepPoint& p) const;
+};
+
+// Loads and validates an experiment spec file with extra command-line overrides. Validates every sweep point too.
+ExperimentSpec load_experiment(const std::string& path, const std::vector<Override>& cli_overrides);
+
+const std::vector<ParamDef>& experiment_params();
+
+}  // namespace lina

@@ -1,0 +1,40 @@
+// The policies an experiment compares and their options (DESIGN.md 3.1, 3.2). Every option is declared once in
+// policy_params(); an option that a policy does not use is an error, so a typo never silently does nothing.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "sched/params.hpp"
+#include "sched/time.hpp"
+
+namespace lina {
+
+struct PolicySpec {
+  std::string name;   // one of training_policy_names() or inference_policy_names()
+  std::string label;  // shown in tables (defaults to name; must be unique within an experiment)
+
+  // Training.
+  double bucket_bytes = 25e6;     // DDP gradient bucket (deepspeed, naive-priority, tutel, ideal, lina-fixed)
+  double micro_op_bytes = 30e6;   // Lina's allreduce micro-op size (paper section 4.1: 30 MB)
+  int pipeline_degree = 0;        // all-to-all/expert pipelining chunks; 0: the policy's default
+  std::string packing = "auto";   // lina expert packing: auto (the controller), off, or a fixed experts-per-device
+  bool hierarchical_a2a = true;   // the paper turns hierarchical all-to-all on for all systems (section 6)
+
+  // Inference.
+  int path_length = 3;             // Lina's estimation path length l (paper Table 5)
+  Time schedule_cost = Time::us(6200);  // one full scheduling run (paper section 6.3: 6.2 ms)
+  Time finetune_cost = Time::us(1450);  // Phase 2 finding no change (paper: 1.45 ms)
+  int max_experts_per_device = 4;  // first-fit-decreasing packing bound (paper section 5.2)
+};
+
+const std::vector<std::string>& training_policy_names();
+const std::vector<std::string>& inference_policy_names();
+
+// Reads one entry of "policies" for the given mode ("training" or "inference").
+PolicySpec policy_from_json(const nlohmann::json& j, const std::string& mode, const std::string& file,
+                            const std::string& pointer);
+const std::vector<ParamDef>& policy_params();
+
+}  // namespace lina

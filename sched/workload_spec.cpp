@@ -1,0 +1,69 @@
+#include "sched/workload_spec.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace lina {
+namespace {
+using nlohmann::json;
+using D = Dimension;
+using T = ParamType;
+constexpr double kNoMax = 1e308;
+}  // namespace
+
+const std::vector<ParamDef>& workload_params() {
+  static const std::vector<ParamDef> t = {
+      {"workload.batch_size", T::kInteger, D::kNumber, 16,
+       "sequences per GPU per training step, or per inference batch (the paper does not state it: DESIGN.md 4)", 1,
+       1 << 20, {}},
+      {"workload.seq_len", T::kInteger, D::kNumber, 512, "tokens per sequence", 1, 1 << 24, {}},
+      {"workload.steps", T::kInteger, D::kNumber, 2, "training steps simulated; metrics come from the last one", 1,
+       10000, {}},
+      {"workload.batches", T::kInteger, D::kNumber, 50, "inference batches simulated", 1, 1e7, {}},
+      {"workload.routing", T::kObject, D::kNumber, json::object(), "where each token's experts come from", -1e308,
+       kNoMax, {}},
+      {"workload.routing.kind", T::kChoice, D::kNumber, "balanced",
+       "balanced (equal tokens per expert), uniform (random), zipf (skewed, per-layer hot sets), trace (replay)",
+       -1e308, kNoMax, {"balanced", "uniform", "zipf", "trace"}},
+      {"workload.routing.zipf_s", T::kNumber, D::kNumber, 1.2, "zipf: popularity exponent s (rank^-s)", 0, 10, {}},
+      {"workload.routing.rho", T::kNumber, D::kNumber, 0.0,
+       "zipf: probability that a token follows its group's most common next expert (inter-layer correlation)", 0, 1,
+       {}},
+      {"workload.routing.trace", T::kString, D::kNumber, "", "trace: path of the trace to replay", -1e308, kNoMax, {}},
+      {"workload.routing.profile_trace", T::kString, D::kNumber, "",
+       "trace: profiling trace for Lina's lookup tables (default: the first half of the trace's batches; evaluation "
+       "uses the rest)",
+       -1e308, kNoMax, {}},
+      {"workload.arrival", T::kChoice, D::kNumber, "closed", "inference: closed loop, or Poisson arrivals", -1e308,
+       kNoMax, {"closed", "poisson"}},
+      {"workload.arrival_rate", T::kNumber, D::kNumber, 0.0, "inference, poisson: batches per second", 0, 1e9, {}},
+  };
+  return t;
+}
+
+WorkloadSpec workload_from_json(const json& j, const std::string& file, const std::string& pointer) {
+  SpecReader r(j, file, pointer, workload_params(), "workload");
+  WorkloadSpec w;
+  w.batch_size = r.integer("batch_size");
+  w.seq_len = r.integer("seq_len");
+  w.steps = r.integer("steps");
+  w.batches = r.integer("batches");
+  {
+    SpecReader s = r.child("routing");
+    w.routing.kind = s.choice("kind");
+    w.routing.zipf_s = s.quantity("zipf_s");
+    w.routing.rho = s.quantity("rho");
+    w.routing.trace = s.string("trace");
+    w.routing.profile_trace = s.string("profile_trace");
+    if (w.routing.kind == "trace" && w.routing.trace.empty()) {
+      s.fail("trace", "routing kind 'trace' needs a trace path");
+    }
+    s.finish();
+  }
+  w.arrival = r.choice("arrival");
+  w.arrival_rate_per_s = r.quantity("arrival_rate");
+  if (w.arrival == "poisson" && w.arrival_rate_per_s <= 0) r.fail("arrival_rate", "poisson arrivals need a rate > 0");
+  r.finish();
+  return w;
+}
+
+}  // namespace lina

@@ -1,0 +1,39 @@
+// What runs on the cluster: batch and sequence sizes, how many steps or batches, where the routing comes from, and
+// (inference) how batches arrive. DESIGN.md 2.6; every field is declared in workload_params() (`lina params`).
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "sched/params.hpp"
+
+namespace lina {
+
+struct RoutingSpec {
+  // balanced: every expert receives the same number of tokens (training with a load-balancing loss);
+  // uniform: each token picks experts uniformly at random; zipf: popularity ~ rank^-zipf_s with per-layer hot sets
+  // and inter-layer correlation rho; trace: replay a recorded trace (traces/FORMAT.md).
+  std::string kind = "balanced";
+  double zipf_s = 1.2;
+  double rho = 0.0;
+  std::string trace;          // path, for kind == trace
+  std::string profile_trace;  // path of the profiling trace (Lina's lookup tables); empty: first half of `trace`
+};
+
+struct WorkloadSpec {
+  int64_t batch_size = 16;  // sequences per GPU per step (training) or per batch (inference)
+  int64_t seq_len = 512;    // tokens per sequence
+  int64_t steps = 2;        // training steps simulated; metrics are those of the last step
+  int64_t batches = 50;     // inference batches
+  RoutingSpec routing;
+  std::string arrival = "closed";  // inference: closed loop, or poisson with `arrival_rate`
+  double arrival_rate_per_s = 0;
+
+  int64_t tokens_per_gpu() const { return batch_size * seq_len; }
+};
+
+WorkloadSpec workload_from_json(const nlohmann::json& j, const std::string& file, const std::string& pointer);
+const std::vector<ParamDef>& workload_params();
+
+}  // namespace lina
