@@ -8,8 +8,8 @@
 // table (model_params(), `lina params`).
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -37,9 +37,9 @@ struct ModelSpec {
   int layers = 0;
   int encoder_layers = 0;
 
-  int hidden = 0;      // d
-  int ffn = 0;         // f of the dense FFN layers
-  int expert_ffn = 0;  // f of one routed expert (fine-grained experts: smaller than ffn)
+  int hidden = 0;          // d
+  int ffn = 0;             // f of the dense FFN layers
+  int expert_ffn = 0;      // f of one routed expert (fine-grained experts: smaller than ffn)
   bool gated_ffn = false;  // SwiGLU: three d x f matrices (gate, up, down) instead of two
 
   enum class Attention { kMha, kRelative, kMla };
@@ -98,18 +98,18 @@ struct ModelSpec {
 
 // Parameter counts (numbers of weights, not bytes). The formulas are in model_spec.cpp.
 struct ParamCounts {
-  int64_t embedding = 0;         // token (+ position) embeddings and the output projection when untied
-  int64_t attention = 0;         // all self- and cross-attention projections and their norms' neighbours excluded
-  int64_t dense_ffn = 0;         // the FFNs of dense layers
-  int64_t routed_experts = 0;    // all routed experts of all MoE layers
-  int64_t shared_experts = 0;    // all shared experts of all MoE layers
-  int64_t gates = 0;             // router weights
-  int64_t norms = 0;             // LayerNorm / RMSNorm weights
-  int64_t per_expert = 0;        // one routed expert
-  int64_t experts_per_layer = 0; // routed experts of one MoE layer (E * per_expert)
+  int64_t embedding = 0;          // token (+ position) embeddings and the output projection when untied
+  int64_t attention = 0;          // all self- and cross-attention projections (MLA: with its latent norms)
+  int64_t dense_ffn = 0;          // the FFNs of dense layers
+  int64_t routed_experts = 0;     // all routed experts of all MoE layers
+  int64_t shared_experts = 0;     // all shared experts of all MoE layers
+  int64_t gates = 0;              // router weights
+  int64_t norms = 0;              // LayerNorm / RMSNorm weights
+  int64_t per_expert = 0;         // one routed expert
+  int64_t experts_per_layer = 0;  // routed experts of one MoE layer (E * per_expert)
   int64_t total = 0;
-  int64_t non_expert = 0;        // total - routed_experts: replicated on every data-parallel rank
-  int64_t active = 0;            // per token: everything but the routed experts not chosen (top_k of E)
+  int64_t non_expert = 0;  // total - routed_experts: replicated on every data-parallel rank
+  int64_t active = 0;      // per token: everything but the routed experts not chosen (top_k of E)
   // Active without the input embedding table (only one row is read per token); DeepSeek's "activated" count.
   int64_t active_no_input_embedding = 0;
 };
