@@ -72,7 +72,9 @@ struct LayerCounts {
     counts.assign(size_t(n_layers) * size_t(n_experts), 0);
   }
   uint32_t count(int layer, int expert) const { return counts[size_t(layer) * size_t(experts) + size_t(expert)]; }
-  std::span<const uint32_t> layer(int l) const { return {counts.data() + size_t(l) * size_t(experts), size_t(experts)}; }
+  std::span<const uint32_t> layer(int l) const {
+    return {counts.data() + size_t(l) * size_t(experts), size_t(experts)};
+  }
 };
 
 // Per-layer expert token counts of a routed batch (unrecorded choices are skipped).

@@ -1,2 +1,0 @@
-// Placeholder until the trace library lands (issue: expert-selection traces).
-namespace lina::traces {}
