@@ -1,0 +1,95 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "sched/flops.hpp"
+
+namespace lina {
+namespace {
+
+using nlohmann::json;
+
+ModelSpec small(json extra = json::object()) {
+  json j = {{"layers", 4}, {"hidden", 512}, {"ffn", 2048},     {"heads", 8},   {"experts", 16},
+            {"top_k", 2},  {"vocab", 1000}, {"dtype", "fp32"}, {"bias", false}};
+  j.update(extra);
+  return model_from_json(j, "t", "");
+}
+
+TEST(Flops, DesignFormulasPerToken) {
+  ModelSpec m = small();
+  const double d = 512, f = 2048, s = 256, E = 16, T = 1000;
+  EXPECT_DOUBLE_EQ(attention_proj_cost(m, T).flops, T * 8 * d * d);
+  EXPECT_DOUBLE_EQ(attention_scores_cost(m, T, s).flops, T * 4 * s * d);
+  EXPECT_DOUBLE_EQ(dense_ffn_cost(m, T).flops, T * 4 * d * f);
+  EXPECT_DOUBLE_EQ(expert_ffn_cost(m, T).flops, T * 4 * d * f);
+  EXPECT_DOUBLE_EQ(gate_cost(m, T).flops, T * (2 * d * E + 5 * E));
+  EXPECT_DOUBLE_EQ(backward(dense_ffn_cost(m, T)).flops, 2 * T * 4 * d * f);
+  // A MoE layer: 8d^2 + 4sd + 2dE + top_k * 4df per token.
+  EXPECT_DOUBLE_EQ(layer_forward_flops_per_token(m, 0, s), 8 * d * d + 4 * s * d + 2 * d * E + 2 * 4 * d * f);
+}
+
+TEST(Flops, GatedGqaAndMla) {
+  ModelSpec g = small({{"gated_ffn", true}, {"kv_heads", 2}});
+  const double d = 512, f = 2048, kv = 2 * 64;
+  EXPECT_DOUBLE_EQ(dense_ffn_cost(g, 1).flops, 6 * d * f);
+  EXPECT_DOUBLE_EQ(attention_proj_cost(g, 1).flops, 2 * (2 * d * d + 2 * d * kv));
+  // The projections' FLOPs are 2 per weight: consistent with the parameter count (no biases here).
+  ModelSpec mla = model_from_json(json{{"layers", 1},
+                                       {"hidden", 2048},
+                                       {"ffn", 1024},
+                                       {"heads", 16},
+                                       {"experts", 0},
+                                       {"vocab", 10},
+                                       {"attention", "mla"},
+                                       {"norm", "rmsnorm"}},
+                                  "t", "");
+  ParamCounts c = count_params(mla);
+  const double latent_norm = 512;
+  EXPECT_DOUBLE_EQ(attention_proj_cost(mla, 1).flops, 2 * (double(c.attention) - latent_norm));
+  // Scores: 2*s*h*(128+64) + 2*s*h*128.
+  EXPECT_DOUBLE_EQ(attention_scores_cost(mla, 1, 100).flops, 2 * 100 * 16 * 192 + 2 * 100 * 16 * 128);
+}
+
+TEST(Flops, ForwardFlopsPerTokenNearTwiceActiveParams) {
+  // The classic estimate: forward FLOPs per token ~ 2 * active non-embedding parameters (+ attention scores).
+  ModelSpec m = model_from_json(json{{"base", "mixtral-8x7b"}}, "t", "");
+  ParamCounts c = count_params(m);
+  const double two_n = 2.0 * double(c.active - c.embedding + m.vocab * int64_t{m.hidden});  // LM head counted
+  EXPECT_NEAR(model_forward_flops_per_token(m, 0) / two_n, 1.0, 0.001);
+}
+
+TEST(Flops, GemmBytes) {
+  ModelSpec m = small();  // fp32
+  const double d = 512, f = 2048, T = 100;
+  EXPECT_DOUBLE_EQ(dense_ffn_cost(m, T).bytes, 4 * ((T * d + d * f + T * f) + (T * f + f * d + T * d)));
+  EXPECT_DOUBLE_EQ(residual_cost(m, T).bytes, 4 * 3 * T * d);
+  // Unfused attention writes and reads the T x s x heads scores 4 times on top of Q, K, V and the output.
+  ModelSpec u = small({{"fused_attention", false}});
+  EXPECT_DOUBLE_EQ(attention_scores_cost(u, T, 64).bytes - attention_scores_cost(m, T, 64).bytes, 4.0 * T * 64 * 8 * 4);
+  EXPECT_DOUBLE_EQ(attention_scores_cost(m, T, 64).bytes, T * 4 * d * 4);
+}
+
+TEST(Flops, AllToAllBytes) {
+  // DESIGN.md 4: 8k tokens per GPU, top-2, d = 512, fp32, capacity factor 1: 8192 * 2 * 512 * 4 bytes = 32 MiB.
+  ModelSpec m = small();
+  EXPECT_DOUBLE_EQ(alltoall_bytes_per_rank(m, 8192), 8192.0 * 2 * 512 * 4);
+  EXPECT_DOUBLE_EQ(expert_capacity(m, 8192), 1024);
+  // Padding: capacity is rounded up per expert; C = 1.25 pads by 25%.
+  ModelSpec c = small({{"capacity_factor", 1.25}});
+  EXPECT_DOUBLE_EQ(alltoall_bytes_per_rank(c, 8192), 16 * 1280.0 * 512 * 4);
+  EXPECT_DOUBLE_EQ(expert_capacity(c, 100), std::ceil(1.25 * 100 * 2 / 16));
+  // Dropless: exactly the routed tokens.
+  ModelSpec dropless = small({{"capacity_factor", 0}});
+  EXPECT_DOUBLE_EQ(alltoall_bytes_per_rank(dropless, 100), 100.0 * 2 * 512 * 4);
+}
+
+TEST(Flops, OpKindNames) {
+  for (OpKind k : kAllOpKinds) EXPECT_EQ(parse_op_kind(op_kind_name(k)), k);
+  EXPECT_FALSE(parse_op_kind("matmul").has_value());
+  EXPECT_TRUE(uses_tensor_cores(OpKind::kGate));
+  EXPECT_FALSE(uses_tensor_cores(OpKind::kElementwise));
+}
+
+}  // namespace
+}  // namespace lina
