@@ -370,9 +370,11 @@ std::string describe_model(const ModelSpec& m) {
                                 m.hidden, m.ffn, m.gated_ffn ? " gated" : "", attention);
   if (m.experts > 0) {
     out += fmt::format(
-        "  experts: {} routed (ffn {}){}, top-{}, capacity factor {:g}\n", m.experts, m.expert_ffn,
+        "  experts: {} routed (ffn {}){}, top-{}, {}\n", m.experts, m.expert_ffn,
         m.shared_experts > 0 ? fmt::format(" + {} shared (ffn {})", m.shared_experts, m.shared_expert_ffn) : "",
-        m.top_k, m.capacity_factor);
+        m.top_k,
+        m.capacity_factor > 0 ? fmt::format("capacity factor {:g}", m.capacity_factor)
+                              : std::string("dropless (no capacity limit)"));
   }
   out += fmt::format("  dtype {} (GEMMs in {}), vocab {}\n", m.dtype, m.compute_dtype, m.vocab);
   out += fmt::format("  parameters: {} total, {} active per token; routed experts {} ({} each), non-expert {}\n",
