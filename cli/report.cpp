@@ -1,0 +1,115 @@
+#include "cli/report.hpp"
+
+#include <fmt/format.h>
+
+#include <set>
+
+namespace lina::cli {
+
+nlohmann::json point_to_json(const PointResult& p) {
+  nlohmann::json pol = nlohmann::json::array();
+  for (const auto& m : p.policies) {
+    pol.push_back({{"policy", m.policy}, {"name", m.name}, {"metrics", m.metrics}, {"notes", m.notes}});
+  }
+  return {{"index", p.index}, {"key", p.key}, {"params", p.params}, {"policies", pol}};
+}
+
+PointResult point_from_json(const nlohmann::json& j) {
+  PointResult p;
+  p.index = j.at("index").get<int>();
+  p.key = j.at("key").get<std::string>();
+  p.params = j.at("params");
+  for (const auto& e : j.at("policies")) {
+    PolicyMetrics m;
+    m.policy = e.at("policy").get<std::string>();
+    m.name = e.at("name").get<std::string>();
+    m.metrics = e.at("metrics").get<std::map<std::string, double>>();
+    m.notes = e.value("notes", std::map<std::string, std::string>{});
+    p.policies.push_back(std::move(m));
+  }
+  return p;
+}
+
+void add_speedups(PointResult& p) {
+  if (p.policies.empty()) return;
+  const char* key = p.policies[0].metrics.count("step_time_s") ? "step_time_s" : "latency_p50_s";
+  double ref = p.policies[0].metrics[key];
+  for (auto& m : p.policies) {
+    double t = m.metrics[key];
+    m.metrics["speedup_vs_first"] = t > 0 ? ref / t : 0;
+  }
+}
+
+std::string results_csv(const std::vector<PointResult>& points) {
+  std::set<std::string> param_names, metric_names;
+  for (const auto& p : points) {
+    for (const auto& [k, v] : p.params.items()) param_names.insert(k);
+    for (const auto& m : p.policies) {
+      for (const auto& [k, v] : m.metrics) metric_names.insert(k);
+    }
+  }
+  std::string out = "point";
+  for (const auto& n : param_names) out += "," + n;
+  out += ",policy";
+  for (const auto& n : metric_names) out += "," + n;
+  out += "\n";
+  for (const auto& p : points) {
+    for (const auto& m : p.policies) {
+      out += std::to_string(p.index);
+      for (const auto& n : param_names) {
+        out += ",";
+        if (p.params.contains(n)) {
+          const auto& v = p.params[n];
+          out += v.is_string() ? v.get<std::string>() : v.dump();
+        }
+      }
+      out += "," + m.policy;
+      for (const auto& n : metric_names) {
+        auto it = m.metrics.find(n);
+        out += it == m.metrics.end() ? "," : fmt::format(",{:.9g}", it->second);
+      }
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+std::string results_table(const std::string& mode, const PointResult& p) {
+  struct Col {
+    const char* metric;
+    const char* header;
+    double scale;
+    const char* fmt;
+  };
+  std::vector<Col> cols;
+  if (mode == "training") {
+    cols = {{"step_time_s", "step_ms", 1e3, "{:.2f}"},       {"fwd_moe_time_s", "fwd_moe_ms", 1e3, "{:.2f}"},
+            {"bwd_moe_time_s", "bwd_moe_ms", 1e3, "{:.2f}"}, {"a2a_fwd_time_s", "a2a_fwd_ms", 1e3, "{:.2f}"},
+            {"a2a_bwd_time_s", "a2a_bwd_ms", 1e3, "{:.2f}"}, {"allreduce_time_s", "allreduce_ms", 1e3, "{:.2f}"},
+            {"exposed_comm_s", "exposed_ms", 1e3, "{:.2f}"}, {"compute_util", "compute_util", 1, "{:.3f}"},
+            {"pipeline_efficiency", "pipe_eff", 1, "{:.3f}"}, {"experts_per_gpu", "experts/gpu", 1, "{:.0f}"},
+            {"speedup_vs_first", "speedup", 1, "{:.2f}x"}};
+  } else {
+    cols = {{"latency_p50_s", "p50_ms", 1e3, "{:.2f}"},       {"latency_p95_s", "p95_ms", 1e3, "{:.2f}"},
+            {"latency_p99_s", "p99_ms", 1e3, "{:.2f}"},       {"a2a_tail_time_s", "a2a_tail_ms", 1e3, "{:.2f}"},
+            {"estimate_accuracy", "est_acc", 1, "{:.3f}"},    {"phase2_rate", "phase2", 1, "{:.3f}"},
+            {"speedup_vs_first", "speedup", 1, "{:.2f}x"}};
+  }
+  size_t wp = 6;
+  for (const auto& m : p.policies) wp = std::max(wp, m.policy.size());
+  std::string out = fmt::format("{:<{}}", "policy", wp);
+  for (const auto& c : cols) out += fmt::format("  {:>12}", c.header);
+  out += "\n";
+  for (const auto& m : p.policies) {
+    out += fmt::format("{:<{}}", m.policy, wp);
+    for (const auto& c : cols) {
+      auto it = m.metrics.find(c.metric);
+      std::string v = it == m.metrics.end() ? "-" : fmt::format(fmt::runtime(c.fmt), it->second * c.scale);
+      out += fmt::format("  {:>12}", v);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace lina::cli

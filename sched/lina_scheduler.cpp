@@ -1,0 +1,80 @@
+#include "sched/lina_scheduler.hpp"
+
+namespace lina {
+
+void LinaTrainingScheduler::attach(const Plan& plan, Launcher& launcher) {
+  plan_ = &plan;
+  launcher_ = &launcher;
+  devices_.assign(static_cast<size_t>(plan.ranks), Device{});
+  for (size_t i = 0; i < plan.tasks.size(); ++i) {
+    const Task& t = plan.tasks[i];
+    if (!is_a2a(static_cast<int>(i))) continue;
+    auto& left = devices_[static_cast<size_t>(t.rank)].a2a_left;
+    if (left.size() <= static_cast<size_t>(t.step)) left.resize(static_cast<size_t>(t.step) + 1, 0);
+    ++left[static_cast<size_t>(t.step)];
+  }
+}
+
+bool LinaTrainingScheduler::is_a2a(int task) const {
+  const Task& t = plan_->tasks[static_cast<size_t>(task)];
+  return t.kind == TaskKind::kComm && plan_->collectives[static_cast<size_t>(t.collective)].kind == CommKind::kAllToAll;
+}
+
+bool LinaTrainingScheduler::is_allreduce(int task) const {
+  const Task& t = plan_->tasks[static_cast<size_t>(task)];
+  return t.kind == TaskKind::kComm && t.role == Role::kGradSync;
+}
+
+void LinaTrainingScheduler::on_comm_ready(int task, Time) {
+  const Task& t = plan_->tasks[static_cast<size_t>(task)];
+  Device& d = devices_[static_cast<size_t>(t.rank)];
+  if (is_allreduce(task)) {
+    d.held.push_back(task);
+    release(t.rank);
+    return;
+  }
+  if (is_a2a(task)) ++d.a2a_active;
+  launcher_->launch(task);
+}
+
+void LinaTrainingScheduler::on_task_start(int task, Time) {
+  const Task& t = plan_->tasks[static_cast<size_t>(task)];
+  Device& d = devices_[static_cast<size_t>(t.rank)];
+  if (t.role == Role::kPreAllToAll) d.in_moe_backward = true;
+}
+
+void LinaTrainingScheduler::on_task_finish(int task, Time) {
+  const Task& t = plan_->tasks[static_cast<size_t>(task)];
+  Device& d = devices_[static_cast<size_t>(t.rank)];
+  if (is_a2a(task)) {
+    --d.a2a_active;
+    --d.a2a_left[static_cast<size_t>(t.step)];
+    if (t.phase == Phase::kBackward) {
+      // The backward pair is combine (first) then dispatch (second); the window between them is the expert compute.
+      if (t.role == Role::kCombine) d.in_expert_window = true;
+      if (t.role == Role::kDispatch) {
+        d.in_expert_window = false;
+        // The layer's last backward all-to-all (last chunk when pipelined) ends the MoE backward hold.
+        if (d.a2a_active == 0) d.in_moe_backward = false;
+      }
+    }
+  }
+  release(t.rank);
+}
+
+void LinaTrainingScheduler::release(int rank) {
+  Device& d = devices_[static_cast<size_t>(rank)];
+  while (!d.held.empty()) {
+    int task = d.held.front();
+    int step = plan_->tasks[static_cast<size_t>(task)].step;
+    // Once the step's last all-to-all on this device is done there is nothing left to protect.
+    bool done = static_cast<size_t>(step) >= d.a2a_left.size() || d.a2a_left[static_cast<size_t>(step)] == 0;
+    bool allowed = done || (fixed_ ? d.in_expert_window : (d.a2a_active == 0 && !d.in_moe_backward));
+    if (!allowed) return;
+    d.held.pop_front();
+    launcher_->launch(task);
+    if (fixed_ && !done) return;  // one bucket per window
+  }
+}
+
+}  // namespace lina

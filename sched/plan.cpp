@@ -1,0 +1,130 @@
+#include "sched/plan.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/topological_sort.hpp>
+#include <cmath>
+#include <iterator>
+#include <stdexcept>
+
+namespace lina {
+
+const char* stream_name(Stream s) {
+  switch (s) {
+    case Stream::kCompute:
+      return "compute";
+    case Stream::kAllToAll:
+      return "all-to-all";
+    case Stream::kAllReduce:
+      return "allreduce";
+    case Stream::kHost:
+      return "host";
+  }
+  return "?";
+}
+
+const char* comm_name(CommKind k) {
+  switch (k) {
+    case CommKind::kAllToAll:
+      return "a2a";
+    case CommKind::kAllReduce:
+      return "allreduce";
+    case CommKind::kReduceScatter:
+      return "reduce-scatter";
+    case CommKind::kAllGather:
+      return "all-gather";
+    case CommKind::kHostLoad:
+      return "host-load";
+  }
+  return "?";
+}
+
+double Collective::total_bytes() const {
+  double s = 0;
+  for (double b : bytes) s += b;
+  return s;
+}
+
+int Plan::add_task(Task t) {
+  tasks.push_back(std::move(t));
+  return static_cast<int>(tasks.size()) - 1;
+}
+
+int Plan::add_collective(Collective c) {
+  collectives.push_back(std::move(c));
+  return static_cast<int>(collectives.size()) - 1;
+}
+
+std::string Plan::task_name(int id) const {
+  const Task& t = tasks[static_cast<size_t>(id)];
+  std::string phase = t.phase == Phase::kForward ? "fwd" : t.phase == Phase::kBackward ? "bwd" : "step";
+  std::string what;
+  if (t.kind == TaskKind::kCompute) {
+    what = t.role == Role::kExpert ? "expert" : std::string(op_kind_name(t.op));
+  } else if (t.kind == TaskKind::kHost) {
+    what = "host";
+  } else {
+    const Collective& c = collectives[static_cast<size_t>(t.collective)];
+    what = comm_name(c.kind);
+    if (c.role == Role::kDispatch) what = "dispatch " + what;
+    if (c.role == Role::kCombine) what = "combine " + what;
+  }
+  std::string out = phase;
+  if (t.layer >= 0) out += fmt::format(" L{}", t.layer);
+  out += " " + what;
+  if (t.micro_op >= 0) out += fmt::format(" #{}", t.micro_op);
+  return out;
+}
+
+void validate_plan(const Plan& plan) {
+  auto fail = [](const std::string& m) { throw std::logic_error("invalid plan: " + m); };
+  const size_t n = plan.tasks.size();
+  std::vector<std::vector<int>> members(plan.collectives.size());
+  for (size_t i = 0; i < n; ++i) {
+    const Task& t = plan.tasks[i];
+    if (t.rank < 0 || t.rank >= plan.ranks) fail(fmt::format("task {} on rank {} of {}", i, t.rank, plan.ranks));
+    if (!(std::isfinite(t.flops) && t.flops >= 0 && std::isfinite(t.bytes) && t.bytes >= 0)) {
+      fail(fmt::format("task {} has a negative or non-finite size", i));
+    }
+    for (int d : t.deps) {
+      if (d < 0 || static_cast<size_t>(d) >= i) fail(fmt::format("task {} depends on {} (not an earlier task)", i, d));
+      if (plan.tasks[static_cast<size_t>(d)].rank != t.rank) fail(fmt::format("task {} depends across ranks", i));
+    }
+    if (t.kind == TaskKind::kComm) {
+      if (t.collective < 0 || static_cast<size_t>(t.collective) >= plan.collectives.size()) {
+        fail(fmt::format("task {} names collective {}", i, t.collective));
+      }
+      members[static_cast<size_t>(t.collective)].push_back(t.rank);
+    }
+  }
+  for (size_t c = 0; c < plan.collectives.size(); ++c) {
+    const Collective& col = plan.collectives[c];
+    std::vector<int> want = col.ranks, got = members[c];
+    std::sort(want.begin(), want.end());
+    std::sort(got.begin(), got.end());
+    if (std::adjacent_find(want.begin(), want.end()) != want.end())
+      fail(fmt::format("collective {} repeats a rank", c));
+    if (want != got) fail(fmt::format("collective {} lacks a task for some participant", c));
+    size_t p = col.ranks.size();
+    if (col.kind == CommKind::kAllToAll ? col.bytes.size() != p * p : col.bytes.size() != 1) {
+      fail(fmt::format("collective {} has {} sizes for {} ranks", c, col.bytes.size(), p));
+    }
+    for (double b : col.bytes) {
+      if (!(std::isfinite(b) && b >= 0)) fail(fmt::format("collective {} has a negative size", c));
+    }
+  }
+  // The dependency graph must be acyclic (guaranteed above by construction; a sort keeps the check independent).
+  boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS> g(n);
+  for (size_t i = 0; i < n; ++i) {
+    for (int d : plan.tasks[i].deps) boost::add_edge(static_cast<size_t>(d), i, g);
+  }
+  std::vector<size_t> order;
+  try {
+    boost::topological_sort(g, std::back_inserter(order));
+  } catch (const boost::not_a_dag&) {
+    fail("dependency cycle");
+  }
+}
+
+}  // namespace lina

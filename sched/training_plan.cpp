@@ -1,0 +1,425 @@
+#include "sched/training_plan.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "sched/error.hpp"
+
+namespace lina {
+namespace {
+
+// Splits `bytes` of one gradient tensor into equal micro-ops of at most `micro` bytes (Lina 4.1: equal-size chunks,
+// never fused across tensors).
+std::vector<double> partition(double bytes, double micro) {
+  int n = std::max(1, static_cast<int>(std::ceil(bytes / micro - 1e-9)));
+  return std::vector<double>(static_cast<size_t>(n), bytes / n);
+}
+
+struct GradEvent {
+  std::vector<int> ready;  // per rank: the task after which the tensor's gradient is ready
+  double bytes = 0;
+  bool expert = false;
+  int layer = -1;
+};
+
+}  // namespace
+
+ModelCost model_cost(const ModelSpec& m, double tokens, double seq_len) {
+  ModelCost mc;
+  const ParamCounts pc = count_params(m);
+  const double b = m.dtype_bytes();
+  const int layers = m.total_layers();
+  const int moe_layers = std::max(1, m.moe_layer_count());
+  const int dense_layers = std::max(1, layers - m.moe_layer_count());
+  // Per-layer shares of the parameter groups (layers of one model are alike within a group).
+  const double attn = static_cast<double>(pc.attention) / layers * b;
+  const double norms = static_cast<double>(pc.norms) / (layers + 1) * b;
+  mc.expert_param_bytes = static_cast<double>(pc.per_expert) * b;
+  for (int l = 0; l < layers; ++l) {
+    LayerCost lc;
+    lc.moe = m.is_moe_layer(l);
+    lc.other.push_back(norm_cost(m, tokens));
+    lc.other.push_back(attention_proj_cost(m, tokens));
+    lc.other.push_back(attention_scores_cost(m, tokens, seq_len));
+    lc.other.push_back(residual_cost(m, tokens));
+    if (m.has_cross_attention(l)) {
+      lc.other.push_back(cross_attention_proj_cost(m, tokens));
+      lc.other.push_back(attention_scores_cost(m, tokens, seq_len));
+    }
+    lc.other.push_back(norm_cost(m, tokens));
+    lc.other.push_back(residual_cost(m, tokens));
+    if (lc.moe) {
+      lc.gate = gate_cost(m, tokens);
+      lc.ffn = shared_experts_cost(m, tokens);
+      double shared = static_cast<double>(pc.shared_experts) / moe_layers * b;
+      if (shared > 0) lc.grad_tensor_bytes.push_back(shared);
+      lc.grad_tensor_bytes.push_back(static_cast<double>(pc.gates) / moe_layers * b);
+      lc.expert_grad_bytes = mc.expert_param_bytes;
+    } else {
+      lc.ffn = dense_ffn_cost(m, tokens);
+      // Two FFN weight tensors (up and down projections).
+      double ffn = static_cast<double>(pc.dense_ffn) / dense_layers * b;
+      lc.grad_tensor_bytes.push_back(ffn / 2);
+      lc.grad_tensor_bytes.push_back(ffn / 2);
+    }
+    // Attention: the fused QKV projection (3/4 of the weights with d x d blocks) and the output projection.
+    lc.grad_tensor_bytes.push_back(attn / 4);
+    lc.grad_tensor_bytes.push_back(attn * 3 / 4);
+    lc.grad_tensor_bytes.push_back(norms);
+    mc.layers.push_back(std::move(lc));
+  }
+  mc.embedding = embedding_cost(m, tokens);
+  mc.head = {norm_cost(m, tokens), lm_head_cost(m, tokens), loss_cost(m, tokens)};
+  mc.embedding_grad_bytes = {static_cast<double>(pc.embedding) * b, norms};
+  mc.replicated_param_bytes = static_cast<double>(pc.non_expert) * b;
+  return mc;
+}
+
+TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int k, int pipeline_degree) {
+  TrainingLayout l;
+  l.ranks = c.gpu_count();
+  l.experts = m.experts;
+  l.pipeline_degree = std::max(1, pipeline_degree);
+  if (m.experts <= 0) throw InputError("training needs an MoE model (model.experts > 0)");
+  if (k <= 0) {
+    // The smallest packing that places every expert: one expert per device when there are at least as many
+    // devices as experts, else E / N experts per device.
+    k = m.experts >= l.ranks ? m.experts / l.ranks : 1;
+    k = std::max(k, 1);
+  }
+  l.experts_per_device = k;
+  if (m.experts % k != 0 || l.ranks % (m.experts / k) != 0) {
+    throw InputError(
+        fmt::format("cannot place {} experts on {} GPUs with {} experts per GPU: the expert-parallel group (experts / "
+                    "experts-per-GPU) must divide the GPU count",
+                    m.experts, l.ranks, k));
+  }
+  l.group_size = m.experts / k;
+  l.replicas = l.ranks / l.group_size;
+  return l;
+}
+
+double balanced_a2a_bytes_per_rank(const ModelSpec& m, const WorkloadSpec& w) {
+  return static_cast<double>(w.tokens_per_gpu()) * m.top_k * m.hidden * m.dtype_bytes();
+}
+
+Plan build_training_plan(const TrainingPlanInput& in) {
+  const ModelSpec& m = *in.model;
+  const ClusterSpec& cl = *in.cluster;
+  const PolicySpec& pol = *in.policy;
+  const TrainingLayout& L = in.layout;
+  const int N = L.ranks, E = L.experts, k = L.experts_per_device, G = L.group_size, P = L.pipeline_degree;
+  const double T = static_cast<double>(in.workload->tokens_per_gpu());
+  const double token_bytes = static_cast<double>(m.hidden) * m.dtype_bytes();
+  const ModelCost cost = model_cost(m, T, static_cast<double>(in.workload->seq_len));
+  const int layers = static_cast<int>(cost.layers.size());
+  (void)cl;
+
+  // Network classes: naive priority and the ideal bound put all-to-all above allreduce; the others share fairly
+  // (Lina orders launches instead, DESIGN.md 3.1).
+  const bool a2a_first = pol.name == "naive-priority" || pol.name == "ideal";
+  const int a2a_class = 0, ar_class = a2a_first ? 1 : 0;
+  const bool micro_ops = pol.name == "lina" || pol.name == "lina-partition";
+
+  Plan plan;
+  plan.ranks = N;
+
+  // Tokens from rank r to expert e of MoE layer `mi` (balanced: T * top_k / E each), capped at the expert's
+  // capacity per source rank when a capacity factor is set (tokens above it are dropped, as in GShard/DeepSpeed).
+  auto tokens_to = [&](int mi, int r, int e) {
+    double t =
+        in.routing.empty() ? T * m.top_k / E : in.routing[static_cast<size_t>(mi)][static_cast<size_t>(r) * E + e];
+    if (m.capacity_factor > 0) t = std::min(t, std::ceil(m.capacity_factor * T * m.top_k / E));
+    return t;
+  };
+  // Received tokens of each rank in a MoE layer (its experts' tokens from its group).
+  auto received_tokens = [&](int mi, int r) {
+    int g = r / G, pos = r % G;
+    double t = 0;
+    for (int src = g * G; src < (g + 1) * G; ++src) {
+      for (int e = pos * k; e < (pos + 1) * k; ++e) t += tokens_to(mi, src, e);
+    }
+    return t;
+  };
+
+  // Backward costs twice the forward (DESIGN.md 2.5): `scale` is 1 forward, 2 backward.
+  auto add_compute = [&](int r, const OpCost& op, double scale, Phase ph, int layer, Role role, int micro,
+                         std::vector<int> deps, int step) {
+    Task t;
+    t.rank = r;
+    t.kind = TaskKind::kCompute;
+    t.stream = Stream::kCompute;
+    t.op = op.kind;
+    t.flops = op.flops * scale;
+    t.bytes = op.bytes * scale;
+    t.phase = ph;
+    t.layer = layer;
+    t.role = role;
+    t.micro_op = micro;
+    t.deps = std::move(deps);
+    t.step = step;
+    return plan.add_task(std::move(t));
+  };
+  auto add_comm = [&](int r, int collective, Stream s, std::vector<int> deps, int step) {
+    const Collective& c = plan.collectives[static_cast<size_t>(collective)];
+    Task t;
+    t.rank = r;
+    t.kind = TaskKind::kComm;
+    t.stream = s;
+    t.collective = collective;
+    t.phase = c.phase;
+    t.layer = c.layer;
+    t.role = c.role;
+    t.micro_op = c.micro_op;
+    t.deps = std::move(deps);
+    t.step = step;
+    return plan.add_task(std::move(t));
+  };
+  // One all-to-all per expert-parallel group for chunk `chunk` of MoE layer `mi`; `reverse` transposes the matrix
+  // (expert devices back to token owners).
+  auto add_a2a = [&](int mi, int layer, int chunk, bool reverse, Phase ph, Role role, int g) {
+    Collective c;
+    c.kind = CommKind::kAllToAll;
+    c.hierarchical = pol.hierarchical_a2a;
+    c.priority_class = a2a_class;
+    c.phase = ph;
+    c.role = role;
+    c.layer = layer;
+    c.micro_op = P > 1 ? chunk : -1;
+    c.bytes.assign(static_cast<size_t>(G) * G, 0.0);
+    for (int i = 0; i < G; ++i) {
+      for (int j = 0; j < G; ++j) {
+        if (i == j) continue;  // tokens for the rank's own experts stay local
+        double tok = 0;
+        for (int e = j * k; e < (j + 1) * k; ++e) tok += tokens_to(mi, g * G + i, e);
+        double b = tok * token_bytes / P;
+        if (reverse) {
+          c.bytes[static_cast<size_t>(j) * G + i] = b;
+        } else {
+          c.bytes[static_cast<size_t>(i) * G + j] = b;
+        }
+      }
+    }
+    for (int i = 0; i < G; ++i) c.ranks.push_back(g * G + i);
+    return plan.add_collective(std::move(c));
+  };
+  const int groups = N / G;
+  // A chain of operators on the compute stream of rank r; returns the last task.
+  auto add_ops = [&](int r, const std::vector<OpCost>& ops, double scale, Phase ph, int layer, std::vector<int> deps,
+                     int step) {
+    int last_task = -1;
+    for (const auto& op : ops) {
+      if (op.flops == 0 && op.bytes == 0) continue;
+      last_task = add_compute(r, op, scale, ph, layer, Role::kOther, -1, std::move(deps), step);
+      deps = {last_task};
+    }
+    return last_task;
+  };
+  // Expert FFN of rank r on `tokens` received tokens spread over its k experts (one GEMM pair per expert).
+  auto expert_cost = [&](double tokens) {
+    OpCost c = expert_ffn_cost(m, tokens / k);
+    c.flops *= k;
+    c.bytes *= k;
+    return c;
+  };
+
+  for (int step = 0; step < in.steps; ++step) {
+    std::vector<int> last(static_cast<size_t>(N), -1);  // per rank: the task the next compute depends on
+    std::vector<std::vector<int>> pending(static_cast<size_t>(N));
+    auto deps_of = [&](int r) {
+      std::vector<int> d = pending[static_cast<size_t>(r)];
+      if (last[static_cast<size_t>(r)] >= 0) d.push_back(last[static_cast<size_t>(r)]);
+      pending[static_cast<size_t>(r)].clear();
+      return d;
+    };
+
+    // ---- forward ----
+    for (int r = 0; r < N; ++r) {
+      last[static_cast<size_t>(r)] =
+          add_compute(r, cost.embedding, 1, Phase::kForward, -1, Role::kOther, -1, deps_of(r), step);
+    }
+    int mi = 0;
+    for (int l = 0; l < layers; ++l) {
+      const LayerCost& lc = cost.layers[static_cast<size_t>(l)];
+      for (int r = 0; r < N; ++r) {
+        last[static_cast<size_t>(r)] = add_ops(r, lc.other, 1, Phase::kForward, l, deps_of(r), step);
+      }
+      if (!lc.moe) {
+        for (int r = 0; r < N; ++r) {
+          last[static_cast<size_t>(r)] = add_ops(r, {lc.ffn}, 1, Phase::kForward, l, deps_of(r), step);
+        }
+        continue;
+      }
+      std::vector<int> gate(static_cast<size_t>(N));
+      for (int r = 0; r < N; ++r) {
+        gate[static_cast<size_t>(r)] =
+            add_compute(r, lc.gate, 1, Phase::kForward, l, Role::kOther, -1, deps_of(r), step);
+        // Shared experts run while the tokens travel.
+        add_ops(r, {lc.ffn}, 1, Phase::kForward, l, {gate[static_cast<size_t>(r)]}, step);
+      }
+      // All dispatch chunks are issued before the combines on the all-to-all stream, so that expert compute on
+      // chunk c overlaps the dispatch of chunk c + 1 (pipelining; P = 1 is the plain sequence).
+      std::vector<int> dispatch(static_cast<size_t>(P) * groups), combine(dispatch.size());
+      for (int c = 0; c < P; ++c) {
+        for (int g = 0; g < groups; ++g) {
+          dispatch[static_cast<size_t>(c * groups + g)] = add_a2a(mi, l, c, false, Phase::kForward, Role::kDispatch, g);
+          combine[static_cast<size_t>(c * groups + g)] = add_a2a(mi, l, c, true, Phase::kForward, Role::kCombine, g);
+        }
+      }
+      for (int r = 0; r < N; ++r) {
+        std::vector<int> d(static_cast<size_t>(P)), x(static_cast<size_t>(P));
+        double tok = received_tokens(mi, r) / P;
+        for (int c = 0; c < P; ++c) {
+          d[static_cast<size_t>(c)] = add_comm(r, dispatch[static_cast<size_t>(c * groups + r / G)], Stream::kAllToAll,
+                                               {gate[static_cast<size_t>(r)]}, step);
+        }
+        for (int c = 0; c < P; ++c) {
+          x[static_cast<size_t>(c)] = add_compute(r, expert_cost(tok), 1, Phase::kForward, l, Role::kExpert,
+                                                  P > 1 ? c : -1, {d[static_cast<size_t>(c)]}, step);
+        }
+        for (int c = 0; c < P; ++c) {
+          pending[static_cast<size_t>(r)].push_back(add_comm(r, combine[static_cast<size_t>(c * groups + r / G)],
+                                                             Stream::kAllToAll, {x[static_cast<size_t>(c)]}, step));
+        }
+      }
+      ++mi;
+    }
+    for (int r = 0; r < N; ++r) {
+      last[static_cast<size_t>(r)] = add_ops(r, cost.head, 1, Phase::kForward, -1, deps_of(r), step);
+    }
+
+    // ---- backward (2x the forward FLOPs) ----
+    std::vector<GradEvent> grads;
+    for (int r = 0; r < N; ++r) {
+      std::vector<OpCost> head(cost.head.rbegin(), cost.head.rend());
+      last[static_cast<size_t>(r)] = add_ops(r, head, 2, Phase::kBackward, -1, deps_of(r), step);
+    }
+    for (int l = layers - 1; l >= 0; --l) {
+      const LayerCost& lc = cost.layers[static_cast<size_t>(l)];
+      if (lc.moe) {
+        --mi;
+        std::vector<int> pre(static_cast<size_t>(N));
+        for (int r = 0; r < N; ++r) {
+          // The combine's backward (gradient of the weighted sum of expert outputs): its start is where Lina stops
+          // launching allreduce micro-ops on this device (DESIGN.md 3.1).
+          pre[static_cast<size_t>(r)] =
+              add_compute(r, OpCost{OpKind::kElementwise, 2 * T * m.top_k * m.hidden, 3 * T * m.top_k * token_bytes}, 1,
+                          Phase::kBackward, l, Role::kPreAllToAll, -1, deps_of(r), step);
+          add_ops(r, {lc.ffn}, 2, Phase::kBackward, l, {pre[static_cast<size_t>(r)]}, step);
+        }
+        std::vector<int> expert_last(static_cast<size_t>(N));
+        std::vector<int> first(static_cast<size_t>(P) * groups), second(first.size());
+        for (int c = 0; c < P; ++c) {
+          for (int g = 0; g < groups; ++g) {
+            first[static_cast<size_t>(c * groups + g)] = add_a2a(mi, l, c, false, Phase::kBackward, Role::kCombine, g);
+            second[static_cast<size_t>(c * groups + g)] = add_a2a(mi, l, c, true, Phase::kBackward, Role::kDispatch, g);
+          }
+        }
+        for (int r = 0; r < N; ++r) {
+          std::vector<int> a(static_cast<size_t>(P)), x(static_cast<size_t>(P));
+          double tok = received_tokens(mi, r) / P;
+          for (int c = 0; c < P; ++c) {
+            a[static_cast<size_t>(c)] = add_comm(r, first[static_cast<size_t>(c * groups + r / G)], Stream::kAllToAll,
+                                                 {pre[static_cast<size_t>(r)]}, step);
+          }
+          for (int c = 0; c < P; ++c) {
+            x[static_cast<size_t>(c)] = add_compute(r, expert_cost(tok), 2, Phase::kBackward, l, Role::kExpert,
+                                                    P > 1 ? c : -1, {a[static_cast<size_t>(c)]}, step);
+          }
+          expert_last[static_cast<size_t>(r)] = x.back();
+          for (int c = 0; c < P; ++c) {
+            pending[static_cast<size_t>(r)].push_back(add_comm(r, second[static_cast<size_t>(c * groups + r / G)],
+                                                               Stream::kAllToAll, {x[static_cast<size_t>(c)]}, step));
+          }
+        }
+        if (L.replicas > 1) grads.push_back(GradEvent{expert_last, k * lc.expert_grad_bytes, true, l});
+        for (int r = 0; r < N; ++r) {
+          last[static_cast<size_t>(r)] =
+              add_compute(r, lc.gate, 2, Phase::kBackward, l, Role::kOther, -1, deps_of(r), step);
+        }
+      } else {
+        for (int r = 0; r < N; ++r) {
+          last[static_cast<size_t>(r)] = add_ops(r, {lc.ffn}, 2, Phase::kBackward, l, deps_of(r), step);
+        }
+      }
+      for (int r = 0; r < N; ++r) {
+        std::vector<OpCost> reversed(lc.other.rbegin(), lc.other.rend());
+        last[static_cast<size_t>(r)] = add_ops(r, reversed, 2, Phase::kBackward, l, deps_of(r), step);
+      }
+      for (double b : lc.grad_tensor_bytes) grads.push_back(GradEvent{last, b, false, l});
+    }
+    for (double b : cost.embedding_grad_bytes) grads.push_back(GradEvent{last, b, false, -1});
+
+    // ---- gradient synchronisation ----
+    // Non-expert gradients over all ranks; expert gradients among the replicas of each expert (ranks at the same
+    // position of every expert-parallel group). DDP buckets fuse tensors until bucket_size; Lina cuts each tensor
+    // into equal micro-ops and never fuses.
+    std::vector<int> last_sync(static_cast<size_t>(N), -1);
+    int micro_index = 0;
+    auto emit = [&](const std::vector<int>& ready, double bytes, bool expert, int layer) {
+      std::vector<std::vector<int>> member_sets;
+      if (expert) {
+        for (int pos = 0; pos < G; ++pos) {
+          std::vector<int> s;
+          for (int g = 0; g < groups; ++g) s.push_back(g * G + pos);
+          member_sets.push_back(std::move(s));
+        }
+      } else {
+        std::vector<int> s(static_cast<size_t>(N));
+        for (int r = 0; r < N; ++r) s[static_cast<size_t>(r)] = r;
+        member_sets.push_back(std::move(s));
+      }
+      for (auto& members : member_sets) {
+        Collective c;
+        c.kind = CommKind::kAllReduce;
+        c.ranks = members;
+        c.bytes = {bytes};
+        c.priority_class = ar_class;
+        c.phase = Phase::kBackward;
+        c.role = Role::kGradSync;
+        c.layer = layer;
+        c.micro_op = micro_index;
+        int id = plan.add_collective(std::move(c));
+        for (int r : members) {
+          last_sync[static_cast<size_t>(r)] =
+              add_comm(r, id, Stream::kAllReduce, {ready[static_cast<size_t>(r)]}, step);
+        }
+      }
+      ++micro_index;
+    };
+    for (bool expert : {false, true}) {
+      double bucket = 0;
+      std::vector<int> bucket_ready;
+      int bucket_layer = -1;
+      for (const auto& ev : grads) {
+        if (ev.expert != expert) continue;
+        if (micro_ops) {
+          for (double chunk : partition(ev.bytes, pol.micro_op_bytes)) emit(ev.ready, chunk, expert, ev.layer);
+          continue;
+        }
+        bucket += ev.bytes;
+        bucket_ready = ev.ready;
+        bucket_layer = ev.layer;
+        if (bucket >= pol.bucket_bytes) {
+          emit(bucket_ready, bucket, expert, bucket_layer);
+          bucket = 0;
+        }
+      }
+      if (bucket > 0) emit(bucket_ready, bucket, expert, bucket_layer);
+    }
+
+    // ---- optimizer (Adam: reads and writes fp32 params, grads and two moments) ----
+    double params = (cost.replicated_param_bytes + k * cost.expert_param_bytes * m.moe_layer_count()) / m.dtype_bytes();
+    for (int r = 0; r < N; ++r) {
+      std::vector<int> d = deps_of(r);
+      if (last_sync[static_cast<size_t>(r)] >= 0) d.push_back(last_sync[static_cast<size_t>(r)]);
+      last[static_cast<size_t>(r)] = add_compute(r, OpCost{OpKind::kElementwise, 12 * params, 32 * params}, 1,
+                                                 Phase::kStep, -1, Role::kOther, -1, std::move(d), step);
+    }
+  }
+  return plan;
+}
+
+}  // namespace lina

@@ -1,0 +1,72 @@
+// The training step as a Plan (DESIGN.md 2.6, 3.1): data parallel over all GPUs plus expert parallel, as in the
+// Lina paper. Per MoE layer and pass: gate, dispatch all-to-all, expert FFN on the received tokens, combine
+// all-to-all (two all-to-alls forward, two backward, each moving the same bytes); non-expert gradients allreduced
+// over all ranks as they become ready in backward (DDP buckets, or Lina's micro-ops); expert gradients allreduced
+// among the replicas of each expert; the optimizer step at the end.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sched/cluster_spec.hpp"
+#include "sched/model_spec.hpp"
+#include "sched/plan.hpp"
+#include "sched/policy_spec.hpp"
+#include "sched/workload_spec.hpp"
+
+namespace lina {
+
+// Forward costs of one layer for a rank's `tokens` (from sched/flops.hpp) and the gradient tensors of the layer.
+struct LayerCost {
+  bool moe = false;
+  std::vector<OpCost> other;             // norms, attention projections and scores, residuals: all but the FFN/MoE
+  OpCost gate;                           // router (MoE layers)
+  OpCost ffn;                            // dense FFN (dense layers) or shared experts (MoE layers); may be empty
+  std::vector<double> grad_tensor_bytes;  // non-expert gradient tensors of the layer, in backward order
+  double expert_grad_bytes = 0;          // one routed expert's gradients
+};
+
+struct ModelCost {
+  std::vector<LayerCost> layers;             // global layer order
+  OpCost embedding;                          // input embedding lookup (forward start)
+  std::vector<OpCost> head;                  // final norm, output projection and loss (forward end)
+  std::vector<double> embedding_grad_bytes;  // gradient tensors outside the layers
+  double replicated_param_bytes = 0;         // non-expert parameters held by every rank
+  double expert_param_bytes = 0;             // one routed expert's parameters
+};
+ModelCost model_cost(const ModelSpec& m, double tokens, double seq_len);
+
+// Tokens each rank sends to each expert in one layer: counts[rank * E + expert].
+using LayerRouting = std::vector<double>;
+
+struct TrainingLayout {
+  int ranks = 0;
+  int experts = 0;
+  int experts_per_device = 1;  // packing k
+  int group_size = 0;          // expert-parallel group: experts / k devices
+  int replicas = 1;            // of each expert: ranks / group_size
+  int pipeline_degree = 1;     // all-to-all / expert-compute chunks
+};
+
+// The smallest valid layout for a packing k (k = 0: the smallest k with E/k dividing the rank count). Throws
+// InputError when experts and ranks cannot be arranged (E must divide N*k and E/k divide N).
+TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int experts_per_device, int pipeline_degree);
+
+struct TrainingPlanInput {
+  const ModelSpec* model = nullptr;
+  const ClusterSpec* cluster = nullptr;
+  const WorkloadSpec* workload = nullptr;
+  const PolicySpec* policy = nullptr;
+  TrainingLayout layout;
+  // routing[layer] for each MoE layer in order (size = moe layers); empty: balanced.
+  std::vector<LayerRouting> routing;
+  int steps = 1;
+};
+
+Plan build_training_plan(const TrainingPlanInput& in);
+
+// Bytes a rank sends in one all-to-all of a MoE layer with balanced routing: tokens * top_k * d * dtype bytes,
+// less the share that stays on the rank itself (it is a local copy).
+double balanced_a2a_bytes_per_rank(const ModelSpec& m, const WorkloadSpec& w);
+
+}  // namespace lina

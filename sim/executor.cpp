@@ -1,0 +1,144 @@
+#include "sim/executor.hpp"
+
+#include <fmt/format.h>
+
+#include <deque>
+#include <stdexcept>
+
+namespace lina::sim {
+
+struct Executor::State : Launcher {
+  Engine& engine;
+  CollectiveBackend& collectives;
+  const ExecutorOptions& options;
+  const Plan& plan;
+  RuntimeScheduler& scheduler;
+  Timeline tl;
+
+  // Per task: dependencies still pending; dependents (reverse edges).
+  std::vector<int> pending_deps;
+  std::vector<std::vector<int>> dependents;
+  std::vector<uint8_t> done, reported;
+  // Per rank and stream: issue-order queue of tasks and whether the head is running.
+  std::vector<std::deque<int>> queues;  // index rank * kStreamCount + stream
+  std::vector<uint8_t> busy;
+  // Per collective: participants launched so far, parts left.
+  std::vector<int> launched, parts_left;
+  std::vector<std::vector<int>> launched_tasks;  // per collective, the tasks launched so far
+  std::vector<int> position_scratch;             // rank -> position in the collective being started
+  size_t finished = 0;
+
+  State(Engine& e, CollectiveBackend& c, const ExecutorOptions& o, const Plan& p, RuntimeScheduler& s)
+      : engine(e), collectives(c), options(o), plan(p), scheduler(s) {
+    const size_t n = plan.tasks.size();
+    pending_deps.resize(n);
+    dependents.resize(n);
+    done.assign(n, 0);
+    reported.assign(n, 0);
+    tl.records.resize(n);
+    queues.resize(static_cast<size_t>(plan.ranks) * kStreamCount);
+    busy.assign(queues.size(), 0);
+    for (size_t i = 0; i < n; ++i) {
+      const Task& t = plan.tasks[i];
+      pending_deps[i] = static_cast<int>(t.deps.size());
+      for (int d : t.deps) dependents[static_cast<size_t>(d)].push_back(static_cast<int>(i));
+      queues[queue_of(t)].push_back(static_cast<int>(i));
+    }
+    launched.assign(plan.collectives.size(), 0);
+    launched_tasks.resize(plan.collectives.size());
+    position_scratch.assign(static_cast<size_t>(plan.ranks), -1);
+    parts_left.resize(plan.collectives.size());
+    for (size_t c = 0; c < plan.collectives.size(); ++c) {
+      parts_left[c] = static_cast<int>(plan.collectives[c].ranks.size());
+    }
+  }
+
+  static size_t queue_of(const Task& t) {
+    return static_cast<size_t>(t.rank) * kStreamCount + static_cast<size_t>(t.stream);
+  }
+
+  // Starts the head of a stream if it is idle and the head's dependencies are done.
+  void poke(size_t q) {
+    if (busy[q] || queues[q].empty()) return;
+    int id = queues[q].front();
+    if (pending_deps[static_cast<size_t>(id)] > 0) return;
+    const Task& t = plan.tasks[static_cast<size_t>(id)];
+    busy[q] = 1;
+    if (t.kind == TaskKind::kComm) {
+      if (!reported[static_cast<size_t>(id)]) {
+        reported[static_cast<size_t>(id)] = 1;
+        scheduler.on_comm_ready(id, engine.now());
+      }
+      return;
+    }
+    Time now = engine.now();
+    tl.records[static_cast<size_t>(id)] = TaskRecord{id, now, now, now};
+    scheduler.on_task_start(id, now);
+    Time d = options.compute_duration(t);
+    engine.schedule_after(d, [this, id] { finish(id); });
+  }
+
+  void launch(int id) override {
+    const Task& t = plan.tasks[static_cast<size_t>(id)];
+    if (t.kind != TaskKind::kComm) throw std::logic_error("launch of a non-communication task");
+    Time now = engine.now();
+    tl.records[static_cast<size_t>(id)].task = id;
+    tl.records[static_cast<size_t>(id)].launch = now;
+    auto c = static_cast<size_t>(t.collective);
+    launched_tasks[c].push_back(id);
+    if (++launched[c] < static_cast<int>(plan.collectives[c].ranks.size())) return;
+    // Every participant launched: the collective starts now on all its ranks.
+    const Collective& col = plan.collectives[c];
+    for (size_t pos = 0; pos < col.ranks.size(); ++pos)
+      position_scratch[static_cast<size_t>(col.ranks[pos])] = static_cast<int>(pos);
+    std::vector<int> task_of_position(col.ranks.size(), -1);
+    for (int task : launched_tasks[c]) {
+      task_of_position[static_cast<size_t>(
+          position_scratch[static_cast<size_t>(plan.tasks[static_cast<size_t>(task)].rank)])] = task;
+      tl.records[static_cast<size_t>(task)].start = now;
+      scheduler.on_task_start(task, now);
+    }
+    std::vector<int>().swap(launched_tasks[c]);
+    collectives.start(col, [this, task_of_position](int pos) { finish(task_of_position[static_cast<size_t>(pos)]); });
+  }
+
+  void finish(int id) {
+    const Task& t = plan.tasks[static_cast<size_t>(id)];
+    tl.records[static_cast<size_t>(id)].end = engine.now();
+    done[static_cast<size_t>(id)] = 1;
+    ++finished;
+    size_t q = queue_of(t);
+    queues[q].pop_front();
+    busy[q] = 0;
+    scheduler.on_task_finish(id, engine.now());
+    for (int d : dependents[static_cast<size_t>(id)]) {
+      if (--pending_deps[static_cast<size_t>(d)] == 0) poke(queue_of(plan.tasks[static_cast<size_t>(d)]));
+    }
+    poke(q);
+  }
+};
+
+Executor::Executor(Engine& engine, CollectiveBackend& collectives, ExecutorOptions options)
+    : engine_(engine), collectives_(collectives), options_(std::move(options)) {}
+
+Timeline Executor::run(const Plan& plan, RuntimeScheduler& scheduler) {
+  validate_plan(plan);
+  State s(engine_, collectives_, options_, plan, scheduler);
+  scheduler.attach(plan, s);
+  for (size_t q = 0; q < s.queues.size(); ++q) s.poke(q);
+  engine_.run();
+  if (s.finished != plan.tasks.size()) {
+    for (size_t q = 0; q < s.queues.size(); ++q) {
+      if (!s.queues[q].empty()) {
+        throw std::logic_error(
+            fmt::format("executor deadlock: {} of {} tasks finished; rank {} {} stream waits on '{}'", s.finished,
+                        plan.tasks.size(), q / kStreamCount, stream_name(static_cast<Stream>(q % kStreamCount)),
+                        plan.task_name(s.queues[q].front())));
+      }
+    }
+  }
+  s.tl.makespan = engine_.now();
+  return std::move(s.tl);
+}
+
+}  // namespace lina::sim

@@ -1,0 +1,48 @@
+// The simulator's executor: runs a Plan on the event engine with streams, the compute model and the network
+// model, and calls the runtime scheduler online (DESIGN.md 1, 3). It fills the same Timeline as the hardware
+// executor.
+//
+// Semantics: each rank has kStreamCount streams; a stream runs its tasks in issue order (Plan order), one at a time;
+// the head of a stream starts once its dependencies are done. A communication task at the head is reported to the
+// runtime scheduler as ready; once the scheduler launches it, the rank has joined the collective, which starts
+// moving data when every participant has launched (NCCL rendezvous). The task ends when its rank's part is done.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "sched/plan.hpp"
+#include "sched/runtime_scheduler.hpp"
+#include "sched/timeline.hpp"
+#include "sim/engine.hpp"
+
+namespace lina::sim {
+
+// Runs collectives on the network. start() is called once all participants launched; on_rank_done(i) must be
+// called once for each participant position i when its part is complete.
+class CollectiveBackend {
+ public:
+  virtual ~CollectiveBackend() = default;
+  virtual void start(const Collective& c, std::function<void(int position)> on_rank_done) = 0;
+};
+
+struct ExecutorOptions {
+  std::function<Time(const Task&)> compute_duration;  // compute and host tasks
+  bool record_link_samples = false;
+};
+
+class Executor {
+ public:
+  Executor(Engine& engine, CollectiveBackend& collectives, ExecutorOptions options);
+  // Runs the plan to completion. Throws std::logic_error on a deadlock (tasks left that can never run), which is a
+  // policy bug (e.g. ranks issuing collectives in different orders on one stream).
+  Timeline run(const Plan& plan, RuntimeScheduler& scheduler);
+
+ private:
+  struct State;
+  Engine& engine_;
+  CollectiveBackend& collectives_;
+  ExecutorOptions options_;
+};
+
+}  // namespace lina::sim

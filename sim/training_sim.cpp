@@ -1,0 +1,256 @@
+#include "sim/training_sim.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+#include <memory>
+
+#include "sched/error.hpp"
+#include "sched/lina_scheduler.hpp"
+#include "sim/collective_backend.hpp"
+#include "sim/compute.hpp"
+#include "sim/executor.hpp"
+
+namespace lina::sim {
+namespace {
+
+using Interval = std::pair<int64_t, int64_t>;
+
+// Sorts and merges intervals in place; returns the total covered length.
+int64_t merge(std::vector<Interval>& v) {
+  std::sort(v.begin(), v.end());
+  std::vector<Interval> out;
+  for (const auto& iv : v) {
+    if (iv.second <= iv.first) continue;
+    if (!out.empty() && iv.first <= out.back().second) {
+      out.back().second = std::max(out.back().second, iv.second);
+    } else {
+      out.push_back(iv);
+    }
+  }
+  v.swap(out);
+  int64_t total = 0;
+  for (const auto& iv : v) total += iv.second - iv.first;
+  return total;
+}
+
+// Length of the intersection of two merged interval lists.
+int64_t overlap(const std::vector<Interval>& a, const std::vector<Interval>& b) {
+  int64_t total = 0;
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    int64_t lo = std::max(a[i].first, b[j].first), hi = std::min(a[i].second, b[j].second);
+    if (hi > lo) total += hi - lo;
+    if (a[i].second < b[j].second) {
+      ++i;
+    } else {
+      ++j;
+    }
+  }
+  return total;
+}
+
+struct Simulated {
+  Plan plan;
+  Timeline timeline;
+  std::map<std::string, double> metrics;
+};
+
+Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
+  TrainingPlanInput pin;
+  pin.model = &in.model;
+  pin.cluster = &in.cluster;
+  pin.workload = &in.workload;
+  pin.policy = &in.policy;
+  pin.layout = layout;
+  pin.steps = static_cast<int>(in.workload.steps);
+  Simulated s;
+  s.plan = build_training_plan(pin);
+
+  Engine engine;
+  Topology topology(in.cluster);
+  Network network(engine, topology);
+  NetworkCollectives collectives(engine, network, topology, in.cluster);
+  ComputeModel compute(in.cluster.gpu);
+  const std::string dtype = in.model.compute_dtype;
+  ExecutorOptions opts;
+  opts.compute_duration = [&](const Task& t) {
+    if (t.kind == TaskKind::kHost) return Time::from_seconds_ceil(t.host_seconds);
+    return compute.duration(t.op, t.flops, t.bytes, dtype);
+  };
+  Executor exec(engine, collectives, opts);
+  std::unique_ptr<RuntimeScheduler> sched;
+  const std::string& name = in.policy.name;
+  if (name == "lina" || name == "lina-priority" || name == "lina-partition") {
+    sched = std::make_unique<LinaTrainingScheduler>(false);
+  } else if (name == "lina-fixed") {
+    sched = std::make_unique<LinaTrainingScheduler>(true);
+  } else {
+    sched = std::make_unique<ImmediateScheduler>();
+  }
+  s.timeline = exec.run(s.plan, *sched);
+  s.timeline.link_names.clear();
+  for (size_t l = 0; l < topology.link_count(); ++l) {
+    s.timeline.link_names.push_back(topology.link_name(static_cast<LinkId>(l)));
+    s.timeline.link_capacity_bytes_per_s.push_back(topology.link_capacity(static_cast<LinkId>(l)));
+  }
+  s.metrics = training_metrics(s.plan, s.timeline);
+  return s;
+}
+
+// Mean duration of the forward expert-compute chunks and of the forward all-to-all chunks (the packing
+// controller's measurement, paper section 4.2).
+std::pair<double, double> ffn_and_a2a_chunk_seconds(const Simulated& s) {
+  double ffn = 0, a2a = 0;
+  int nf = 0, na = 0;
+  for (const auto& r : s.timeline.records) {
+    if (r.task < 0) continue;
+    const Task& t = s.plan.tasks[static_cast<size_t>(r.task)];
+    if (t.phase != Phase::kForward) continue;
+    double d = (r.end - r.start).seconds();
+    if (t.role == Role::kExpert) {
+      ffn += d;
+      ++nf;
+    } else if (t.kind == TaskKind::kComm && (t.role == Role::kDispatch || t.role == Role::kCombine)) {
+      a2a += d;
+      ++na;
+    }
+  }
+  return {nf ? ffn / nf : 0, na ? a2a / na : 0};
+}
+
+bool packing_fits(const TrainingInput& in, int k) {
+  const ParamCounts pc = count_params(in.model);
+  // Mixed-precision Adam keeps about 16 bytes per parameter (weights, gradients, fp32 master copy and two moments).
+  double params = static_cast<double>(pc.non_expert) + static_cast<double>(k) * pc.per_expert * in.model.moe_layer_count();
+  return params * 16 <= in.cluster.gpu.memory_bytes;
+}
+
+}  // namespace
+
+std::map<std::string, double> training_metrics(const Plan& plan, const Timeline& tl) {
+  int last_step = 0;
+  for (const auto& t : plan.tasks) last_step = std::max(last_step, t.step);
+  const auto N = static_cast<size_t>(plan.ranks);
+  std::vector<std::vector<Interval>> compute(N), a2a(N), a2a_fwd(N), a2a_bwd(N), ar(N), comm(N);
+  std::vector<int64_t> fwd_moe(N, 0), bwd_moe(N, 0);
+  std::vector<std::map<int, Interval>> moe_fwd_span(N), moe_bwd_span(N);
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+  for (const auto& r : tl.records) {
+    if (r.task < 0) continue;
+    const Task& t = plan.tasks[static_cast<size_t>(r.task)];
+    if (t.step != last_step) continue;
+    const auto rank = static_cast<size_t>(t.rank);
+    Interval iv{r.start.ticks(), r.end.ticks()};
+    lo = std::min(lo, iv.first);
+    hi = std::max(hi, iv.second);
+    if (t.kind == TaskKind::kCompute) compute[rank].push_back(iv);
+    if (t.kind == TaskKind::kComm) {
+      comm[rank].push_back(iv);
+      CommKind k = plan.collectives[static_cast<size_t>(t.collective)].kind;
+      if (k == CommKind::kAllToAll) {
+        a2a[rank].push_back(iv);
+        (t.phase == Phase::kForward ? a2a_fwd : a2a_bwd)[rank].push_back(iv);
+      } else {
+        ar[rank].push_back(iv);
+      }
+    }
+    // A MoE layer's span: from its gate (forward) or combine computation (backward) to its last all-to-all.
+    bool moe_part = t.layer >= 0 && (t.role == Role::kExpert || t.role == Role::kDispatch ||
+                                     t.role == Role::kCombine || t.role == Role::kPreAllToAll ||
+                                     (t.kind == TaskKind::kCompute && t.op == OpKind::kGate));
+    if (moe_part) {
+      auto& spans = (t.phase == Phase::kForward ? moe_fwd_span : moe_bwd_span)[rank];
+      auto [it, inserted] = spans.emplace(t.layer, iv);
+      if (!inserted) {
+        it->second.first = std::min(it->second.first, iv.first);
+        it->second.second = std::max(it->second.second, iv.second);
+      }
+    }
+  }
+  double sum_compute = 0, sum_a2a = 0, sum_fwd = 0, sum_bwd = 0, sum_ar = 0, sum_exposed = 0, sum_pipe_num = 0,
+         sum_pipe_den = 0, sum_fwd_moe = 0, sum_bwd_moe = 0;
+  for (size_t r = 0; r < N; ++r) {
+    sum_compute += static_cast<double>(merge(compute[r]));
+    sum_a2a += static_cast<double>(merge(a2a[r]));
+    sum_fwd += static_cast<double>(merge(a2a_fwd[r]));
+    sum_bwd += static_cast<double>(merge(a2a_bwd[r]));
+    sum_ar += static_cast<double>(merge(ar[r]));
+    int64_t c = merge(comm[r]);
+    sum_exposed += static_cast<double>(c - overlap(comm[r], compute[r]));
+    sum_pipe_num += static_cast<double>(overlap(a2a[r], compute[r]));
+    for (const auto& [layer, iv] : moe_fwd_span[r]) sum_fwd_moe += static_cast<double>(iv.second - iv.first);
+    for (const auto& [layer, iv] : moe_bwd_span[r]) sum_bwd_moe += static_cast<double>(iv.second - iv.first);
+  }
+  sum_pipe_den = sum_a2a;
+  const double ticks = static_cast<double>(Time::kTicksPerSecond) * static_cast<double>(N);
+  const double step = lo <= hi ? static_cast<double>(hi - lo) / Time::kTicksPerSecond : 0;
+  return {
+      {"step_time_s", step},
+      {"fwd_moe_time_s", sum_fwd_moe / ticks},
+      {"bwd_moe_time_s", sum_bwd_moe / ticks},
+      {"a2a_time_s", sum_a2a / ticks},
+      {"a2a_fwd_time_s", sum_fwd / ticks},
+      {"a2a_bwd_time_s", sum_bwd / ticks},
+      {"allreduce_time_s", sum_ar / ticks},
+      {"exposed_comm_s", sum_exposed / ticks},
+      {"compute_util", step > 0 ? sum_compute / ticks / step : 0},
+      {"pipeline_efficiency", sum_pipe_den > 0 ? sum_pipe_num / sum_pipe_den : 0},
+  };
+}
+
+RunResult run_training(const TrainingInput& in) {
+  const std::string& name = in.policy.name;
+  int degree = in.policy.pipeline_degree;
+  RunResult out;
+  auto finish = [&](Simulated s, const TrainingLayout& l) {
+    out.metrics = std::move(s.metrics);
+    out.metrics["experts_per_gpu"] = l.experts_per_device;
+    out.metrics["pipeline_degree"] = l.pipeline_degree;
+    out.plan = std::move(s.plan);
+    out.timeline = std::move(s.timeline);
+    return out;
+  };
+  if (name == "tutel" && degree == 0) {
+    // Tutel's adaptive pipelining: measure the step at each degree and keep the fastest.
+    std::optional<Simulated> best;
+    TrainingLayout best_layout;
+    for (int d : {1, 2, 4, 8}) {
+      TrainingLayout l = make_layout(in.model, in.cluster, 0, d);
+      Simulated s = simulate(in, l);
+      if (!best || s.metrics["step_time_s"] < best->metrics["step_time_s"]) {
+        best = std::move(s);
+        best_layout = l;
+      }
+    }
+    return finish(std::move(*best), best_layout);
+  }
+  if (name == "lina") {
+    if (degree == 0) degree = 4;  // Lina pipelines each all-to-all in micro-ops (DESIGN.md 3.1); see README
+    if (in.policy.packing == "off") return finish(simulate(in, make_layout(in.model, in.cluster, 0, degree)),
+                                                 make_layout(in.model, in.cluster, 0, degree));
+    if (in.policy.packing != "auto") {
+      TrainingLayout l = make_layout(in.model, in.cluster, std::stoi(in.policy.packing), degree);
+      return finish(simulate(in, l), l);
+    }
+    // The packing controller (paper 4.2): start at the smallest packing and double the experts per GPU while the
+    // expert computation of a micro-op is shorter than its all-to-all, as long as the experts fit in memory.
+    TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
+    Simulated s = simulate(in, l);
+    while (true) {
+      auto [ffn, a2a] = ffn_and_a2a_chunk_seconds(s);
+      int next = l.experts_per_device * 2;
+      bool possible = in.model.experts % next == 0 && l.ranks % (in.model.experts / next) == 0 &&
+                      packing_fits(in, next);
+      if (!(ffn < a2a) || !possible) break;
+      l = make_layout(in.model, in.cluster, next, degree);
+      s = simulate(in, l);
+    }
+    return finish(std::move(s), l);
+  }
+  TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
+  return finish(simulate(in, l), l);
+}
+
+}  // namespace lina::sim
