@@ -3,8 +3,8 @@
 
 #include <boost/program_options.hpp>
 #include <cstdio>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli/commands.hpp"
 #include "sched/params.hpp"
@@ -20,9 +20,10 @@ int cmd_params(const std::vector<std::string>& args) {
   if (vm.count("help")) {
     std::ostringstream help;
     help << opts;
-    std::printf("%s\nLists every parameter of experiment, cluster, GPU, model, workload and policy specs.\n"
-                "A parameter's path is what --set and \"sweep\" take (policies.N.* for policy options).\n",
-                help.str().c_str());
+    std::printf(
+        "%s\nLists every parameter of experiment, cluster, GPU, model, workload and policy specs.\n"
+        "A parameter's path is what --set and \"sweep\" take (policies.N.* for policy options).\n",
+        help.str().c_str());
     return 0;
   }
   auto params = all_params();

@@ -19,8 +19,8 @@ ParamDef obj(std::string path, std::string doc, json def = json::object()) {
   return ParamDef{std::move(path), T::kObject, D::kNumber, std::move(def), std::move(doc), -1e308, 1e308, {}};
 }
 ParamDef choice(std::string path, std::vector<std::string> choices, json def, std::string doc) {
-  return ParamDef{std::move(path), T::kChoice, D::kNumber, std::move(def), std::move(doc), -1e308, 1e308,
-                  std::move(choices)};
+  return ParamDef{std::move(path), T::kChoice, D::kNumber, std::move(def),
+                  std::move(doc),  -1e308,     1e308,      std::move(choices)};
 }
 ParamDef integer(std::string path, json def, std::string doc, double min, double max = 1e308) {
   return ParamDef{std::move(path), T::kInteger, D::kNumber, std::move(def), std::move(doc), min, max, {}};
@@ -54,11 +54,11 @@ LinkSpec read_link(SpecReader& r) {
 }  // namespace
 
 double GpuSpec::peak_flops(const std::string& dtype) const {
-  double v = dtype == "fp32"                     ? peak_fp32_flops
-             : dtype == "tf32"                   ? peak_tf32_flops
+  double v = dtype == "fp32"                        ? peak_fp32_flops
+             : dtype == "tf32"                      ? peak_tf32_flops
              : (dtype == "fp16" || dtype == "bf16") ? peak_fp16_flops
-             : dtype == "fp8"                    ? peak_fp8_flops
-                                                 : -1;
+             : dtype == "fp8"                       ? peak_fp8_flops
+                                                    : -1;
   if (v < 0) throw InputError(fmt::format("unknown dtype '{}': expected fp32, tf32, fp16, bf16 or fp8", dtype));
   if (v == 0) throw InputError(fmt::format("GPU {} has no {} peak FLOP/s (unsupported dtype)", name, dtype));
   return v;
@@ -86,10 +86,15 @@ const std::vector<ParamDef>& cluster_params() {
         obj("cluster.fabric", "the fabric between nodes"),
         choice("cluster.fabric.kind", {"switch", "leaf_spine"}, "switch",
                "one non-blocking switch (no capacity limit, no latency), or leaf-spine with ECMP"),
-        ParamDef{"cluster.fabric.oversubscription", T::kNumber, D::kNumber, 1.0,
-                 "leaf-spine: leaf down-link bandwidth over up-link bandwidth (1 = non-blocking)", 1, 1e6, {}},
-        integer("cluster.fabric.spines", 4, "leaf-spine: number of spine switches (ECMP by hash of src, dst)", 1,
-                4096),
+        ParamDef{"cluster.fabric.oversubscription",
+                 T::kNumber,
+                 D::kNumber,
+                 1.0,
+                 "leaf-spine: leaf down-link bandwidth over up-link bandwidth (1 = non-blocking)",
+                 1,
+                 1e6,
+                 {}},
+        integer("cluster.fabric.spines", 4, "leaf-spine: number of spine switches (ECMP by hash of src, dst)", 1, 4096),
         q("cluster.fabric.latency", D::kSeconds, "0us", "leaf-spine: latency added per fabric link"),
         obj("cluster.host_pcie", "host memory to GPU PCIe link (expert weights loaded from host)"),
         q("cluster.host_pcie.bandwidth", D::kBytesPerSecond, "24GB/s", "host-to-GPU bandwidth per GPU", 1),
@@ -145,8 +150,8 @@ ClusterSpec cluster_from_json(const json& j, const std::string& file, const std:
   }
   {
     SpecReader s = r.child("fabric");
-    c.fabric_kind = s.choice("kind") == "leaf_spine" ? ClusterSpec::FabricKind::kLeafSpine
-                                                      : ClusterSpec::FabricKind::kSwitch;
+    c.fabric_kind =
+        s.choice("kind") == "leaf_spine" ? ClusterSpec::FabricKind::kLeafSpine : ClusterSpec::FabricKind::kSwitch;
     c.oversubscription = s.quantity("oversubscription");
     c.spines = static_cast<int>(s.integer("spines"));
     c.fabric_latency = s.time("latency");

@@ -15,14 +15,14 @@
 namespace lina {
 
 struct GpuSpec {
-  std::string name;               // "A100-40GB"
-  double peak_fp32_flops = 0;     // FLOP/s, dense, without tensor cores
-  double peak_tf32_flops = 0;     // FLOP/s, tensor cores
-  double peak_fp16_flops = 0;     // FLOP/s, fp16 and bf16 tensor cores, dense
-  double peak_fp8_flops = 0;      // FLOP/s, 0 where unsupported
-  double hbm_bytes_per_s = 0;     // bytes/s
-  double memory_bytes = 0;        // bytes
-  Time launch_overhead;           // per kernel
+  std::string name;            // "A100-40GB"
+  double peak_fp32_flops = 0;  // FLOP/s, dense, without tensor cores
+  double peak_tf32_flops = 0;  // FLOP/s, tensor cores
+  double peak_fp16_flops = 0;  // FLOP/s, fp16 and bf16 tensor cores, dense
+  double peak_fp8_flops = 0;   // FLOP/s, 0 where unsupported
+  double hbm_bytes_per_s = 0;  // bytes/s
+  double memory_bytes = 0;     // bytes
+  Time launch_overhead;        // per kernel
   // Peak FLOP/s for a dtype name ("fp32", "tf32", "fp16", "bf16", "fp8"); throws InputError when 0 or unknown.
   double peak_flops(const std::string& dtype) const;
 };

@@ -6,8 +6,8 @@
 
 #include "sched/cluster_spec.hpp"
 #include "sched/error.hpp"
-#include "sched/presets.hpp"
 #include "sched/point_spec.hpp"
+#include "sched/presets.hpp"
 
 namespace lina {
 namespace {
@@ -58,25 +58,64 @@ const std::vector<ParamDef>& experiment_params() {
       {"name", T::kString, D::kNumber, "experiment", "experiment name, used in reports", -1e308, 1e308, {}},
       {"description", T::kString, D::kNumber, "", "free text", -1e308, 1e308, {}},
       {"mode", T::kChoice, D::kNumber, nullptr, "what to simulate", -1e308, 1e308, {"training", "inference"}},
-      {"cluster", T::kObject, D::kNumber, nullptr,
-       "cluster: a preset name (experiments/clusters/), a JSON file, or an object (cluster.*)", -1e308, 1e308, {}},
-      {"model", T::kObject, D::kNumber, nullptr, "model: a preset name (models/), a JSON file, or an object (model.*)",
-       -1e308, 1e308, {}},
-      {"workload", T::kObject, D::kNumber, json::object(), "batch, sequence, steps and routing (workload.*)", -1e308,
-       1e308, {}},
-      {"policies", T::kList, D::kNumber, nullptr,
+      {"cluster",
+       T::kObject,
+       D::kNumber,
+       nullptr,
+       "cluster: a preset name (experiments/clusters/), a JSON file, or an object (cluster.*)",
+       -1e308,
+       1e308,
+       {}},
+      {"model",
+       T::kObject,
+       D::kNumber,
+       nullptr,
+       "model: a preset name (models/), a JSON file, or an object (model.*)",
+       -1e308,
+       1e308,
+       {}},
+      {"workload",
+       T::kObject,
+       D::kNumber,
+       json::object(),
+       "batch, sequence, steps and routing (workload.*)",
+       -1e308,
+       1e308,
+       {}},
+      {"policies",
+       T::kList,
+       D::kNumber,
+       nullptr,
        "policies to compare, each an object with \"name\" and its parameters (policy.*); the first is the reference "
        "for speedups",
-       -1e308, 1e308, {}},
-      {"sweep", T::kObject, D::kNumber, json::object(),
-       "parameter path -> list of values; points are the cartesian product, first path varying slowest", -1e308,
-       1e308, {}},
-      {"overrides", T::kObject, D::kNumber, json::object(),
-       "parameter path -> value, applied after loading presets (same as --set)", -1e308, 1e308, {}},
-      {"seed", T::kInteger, D::kNumber, 1, "seed of every random choice of the experiment", 0, 9.007199254740992e15,
+       -1e308,
+       1e308,
        {}},
-      {"output", T::kString, D::kNumber, "", "output folder (default results/<name>; -o overrides)", -1e308, 1e308,
+      {"sweep",
+       T::kObject,
+       D::kNumber,
+       json::object(),
+       "parameter path -> list of values; points are the cartesian product, first path varying slowest",
+       -1e308,
+       1e308,
        {}},
+      {"overrides",
+       T::kObject,
+       D::kNumber,
+       json::object(),
+       "parameter path -> value, applied after loading presets (same as --set)",
+       -1e308,
+       1e308,
+       {}},
+      {"seed",
+       T::kInteger,
+       D::kNumber,
+       1,
+       "seed of every random choice of the experiment",
+       0,
+       9.007199254740992e15,
+       {}},
+      {"output", T::kString, D::kNumber, "", "output folder (default results/<name>; -o overrides)", -1e308, 1e308, {}},
   };
   return t;
 }
@@ -116,8 +155,8 @@ void apply_override(json& doc, const Override& o, const std::string& file) {
     bool last = i + 1 == parts.size();
     if (node->is_array()) {
       if (!is_index(key) || std::stoul(key) >= node->size()) {
-        throw InputError(fmt::format("{}: index '{}' is out of range at {} ({} entries)", o.origin, key, pointer,
-                                     node->size()));
+        throw InputError(
+            fmt::format("{}: index '{}' is out of range at {} ({} entries)", o.origin, key, pointer, node->size()));
       }
       pointer += "/" + key;
       node = &(*node)[std::stoul(key)];

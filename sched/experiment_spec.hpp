@@ -29,10 +29,10 @@ Override parse_override(const std::string& text);  // "a.b=value"
 void apply_override(nlohmann::json& experiment, const Override& o, const std::string& file);
 
 struct PolicyConfig {
-  std::string name;        // "deepspeed", "lina", ...
-  std::string label;       // shown in tables; defaults to name
-  nlohmann::json params;   // the policy's object with "name"/"label" removed, validated against policy_params()
-  std::string pointer;     // "/policies/1", for errors raised later
+  std::string name;       // "deepspeed", "lina", ...
+  std::string label;      // shown in tables; defaults to name
+  nlohmann::json params;  // the policy's object with "name"/"label" removed, validated against policy_params()
+  std::string pointer;    // "/policies/1", for errors raised later
 };
 
 struct SweepPoint {
@@ -45,7 +45,7 @@ struct ExperimentSpec {
   std::string file;  // where the spec came from
   std::string name;
   std::string description;
-  std::string mode;  // "training" | "inference"
+  std::string mode;         // "training" | "inference"
   nlohmann::json document;  // the fully resolved spec (presets inlined, overrides applied), before sweep values
   std::vector<PolicyConfig> policies;
   std::vector<std::pair<std::string, std::vector<nlohmann::json>>> sweep;  // path -> values, in spec order

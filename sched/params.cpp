@@ -26,18 +26,25 @@ std::string join_path(const std::string& prefix, std::string_view key) {
 
 std::string ParamDef::unit_name() const {
   switch (type) {
-    case ParamType::kQuantity: return std::string(base_unit_name(dim));
+    case ParamType::kQuantity:
+      return std::string(base_unit_name(dim));
     case ParamType::kChoice: {
       std::string s = "one of ";
       for (size_t i = 0; i < choices.size(); ++i) s += (i ? "|" : "") + choices[i];
       return s;
     }
-    case ParamType::kInteger: return "integer";
-    case ParamType::kNumber: return "number";
-    case ParamType::kBool: return "true|false";
-    case ParamType::kString: return "string";
-    case ParamType::kObject: return "object";
-    case ParamType::kList: return "list";
+    case ParamType::kInteger:
+      return "integer";
+    case ParamType::kNumber:
+      return "number";
+    case ParamType::kBool:
+      return "true|false";
+    case ParamType::kString:
+      return "string";
+    case ParamType::kObject:
+      return "object";
+    case ParamType::kList:
+      return "list";
   }
   return "";
 }
@@ -160,7 +167,7 @@ double SpecReader::quantity(std::string_view key) {
                   : "expected a number, got " + json_type_name(v));
   }
   if (!std::isfinite(x) || x < d.min || x > d.max) {
-    std::string range = d.max >= 1e308   ? fmt::format(">= {:g}", d.min)
+    std::string range = d.max >= 1e308    ? fmt::format(">= {:g}", d.min)
                         : d.min <= -1e308 ? fmt::format("<= {:g}", d.max)
                                           : fmt::format("in [{:g}, {:g}]", d.min, d.max);
     fail(key, fmt::format("value {:g} {} is out of range: must be {}", x, d.unit_name(), range));

@@ -19,10 +19,10 @@ enum class ParamType {
   kInteger,   // a JSON integer
   kNumber,    // a JSON number
   kBool,
-  kChoice,    // a string among `choices`
-  kString,    // free text (names, paths)
-  kObject,    // a nested object or a reference (preset name / file) documented as a whole
-  kList,      // a JSON array
+  kChoice,  // a string among `choices`
+  kString,  // free text (names, paths)
+  kObject,  // a nested object or a reference (preset name / file) documented as a whole
+  kList,    // a JSON array
 };
 
 struct ParamDef {

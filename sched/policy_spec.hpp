@@ -16,17 +16,17 @@ struct PolicySpec {
   std::string label;  // shown in tables (defaults to name; must be unique within an experiment)
 
   // Training.
-  double bucket_bytes = 25e6;     // DDP gradient bucket (deepspeed, naive-priority, tutel, ideal, lina-fixed)
-  double micro_op_bytes = 30e6;   // Lina's allreduce micro-op size (paper section 4.1: 30 MB)
-  int pipeline_degree = 0;        // all-to-all/expert pipelining chunks; 0: the policy's default
-  std::string packing = "auto";   // lina expert packing: auto (the controller), off, or a fixed experts-per-device
-  bool hierarchical_a2a = true;   // the paper turns hierarchical all-to-all on for all systems (section 6)
+  double bucket_bytes = 25e6;    // DDP gradient bucket (deepspeed, naive-priority, tutel, ideal, lina-fixed)
+  double micro_op_bytes = 30e6;  // Lina's allreduce micro-op size (paper section 4.1: 30 MB)
+  int pipeline_degree = 0;       // all-to-all/expert pipelining chunks; 0: the policy's default
+  std::string packing = "auto";  // lina expert packing: auto (the controller), off, or a fixed experts-per-device
+  bool hierarchical_a2a = true;  // the paper turns hierarchical all-to-all on for all systems (section 6)
 
   // Inference.
-  int path_length = 3;             // Lina's estimation path length l (paper Table 5)
+  int path_length = 3;                  // Lina's estimation path length l (paper Table 5)
   Time schedule_cost = Time::us(6200);  // one full scheduling run (paper section 6.3: 6.2 ms)
   Time finetune_cost = Time::us(1450);  // Phase 2 finding no change (paper: 1.45 ms)
-  int max_experts_per_device = 4;  // first-fit-decreasing packing bound (paper section 5.2)
+  int max_experts_per_device = 4;       // first-fit-decreasing packing bound (paper section 5.2)
 };
 
 const std::vector<std::string>& training_policy_names();

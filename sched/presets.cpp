@@ -52,11 +52,11 @@ std::vector<std::string> preset_names(std::string_view folder) {
 
 // A reference is a preset name, a path to a JSON file, or an inline object. Returns the object and its origin.
 ResolvedSpec resolve_spec_reference(const nlohmann::json& ref, const std::string& file, const std::string& pointer,
-                                               std::string_view folder, std::string_view what) {
+                                    std::string_view folder, std::string_view what) {
   if (ref.is_object()) return {ref, file};
   if (!ref.is_string()) {
-    throw InputError(format_location(file, pointer, fmt::format("expected a {} preset name, a file path or an object",
-                                                                what)));
+    throw InputError(
+        format_location(file, pointer, fmt::format("expected a {} preset name, a file path or an object", what)));
   }
   std::string name = ref.get<std::string>();
   if (const EmbeddedPreset* p = find_preset(folder, name)) {
@@ -74,10 +74,9 @@ ResolvedSpec resolve_spec_reference(const nlohmann::json& ref, const std::string
   std::string near = nearest(name, names);
   std::string list;
   for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-  throw InputError(format_location(
-      file, pointer,
-      fmt::format("unknown {} preset '{}'{}; presets: {}", what, name,
-                  near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near), list)));
+  throw InputError(format_location(file, pointer,
+                                   fmt::format("unknown {} preset '{}'{}; presets: {}", what, name,
+                                               near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near), list)));
 }
 
 }  // namespace lina

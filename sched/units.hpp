@@ -1,4 +1,5 @@
-// Quantities with units, parsed in one place (DESIGN.md 2.2): "100Gbps", "12.5GB/s", "2us", "30MB", "30MiB", "312TFLOPS".
+// Quantities with units, parsed in one place (DESIGN.md 2.2): "100Gbps", "12.5GB/s", "2us", "30MB", "30MiB",
+// "312TFLOPS".
 //
 // Decimal prefixes are powers of ten and binary prefixes powers of two: Gb = 10^9 bits, GB = 10^9 bytes,
 // GiB = 2^30 bytes. Values are returned in the base unit of their dimension: bytes, bytes/s, seconds, FLOP/s.
