@@ -1,13 +1,195 @@
-// Placeholder: `lina trace` lands with its issue.
+// `lina trace`: expert-selection traces (DESIGN.md 5; traces/README.md documents every subcommand with examples).
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/program_options.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
 
 #include "cli/commands.hpp"
+#include "sched/error.hpp"
+#include "traces/convert.hpp"
+#include "traces/reader.hpp"
+#include "traces/stats.hpp"
+#include "traces/writer.hpp"
 
 namespace lina::cli {
+namespace {
 
-int cmd_trace(const std::vector<std::string>&) {
-  std::fprintf(stderr, "lina trace: not available in this build yet\n");
-  return 1;
+namespace po = boost::program_options;
+using namespace lina::traces;
+
+constexpr const char* kUsage =
+    "usage: lina trace SUBCOMMAND [ARGS...]\n"
+    "\n"
+    "subcommands:\n"
+    "  info FILE                      header and batch summary of a trace\n"
+    "  stats FILE [--json] [--exclude-layer L]... [--batches all|prefill|decode] [--min-group N] [--seed S]\n"
+    "                                 popularity skew and same-path statistics\n"
+    "  convert --from FORMAT INPUT... -o OUT [--regroup-decode N]\n"
+    "                                 convert public traces (deepseek-csv, llama4-json, mixtral-jsonl, mixtral-raw)\n"
+    "  counts FILE -o OUT             layer-level trace: expert token counts per layer per batch\n"
+    "  synth -o OUT [options]         synthetic trace (Zipf skew, per-layer hot sets, inter-layer correlation)\n"
+    "  fit FILE                       synth parameters that best match a trace's statistics\n"
+    "  split FILE --profile-out A --eval-out B [--profile-fraction F] [--shuffle --seed S]\n"
+    "                                 profiling / evaluation split by batches\n"
+    "  estimate --profile FILE --eval FILE [--path-length L]...\n"
+    "                                 accuracy of Lina's top-2 popularity estimate\n"
+    "\n"
+    "'lina trace SUBCOMMAND --help' lists a subcommand's options. Bad input exits with code 2.\n";
+
+struct Parsed {
+  po::variables_map vm;
+  bool help = false;
+};
+
+// Parses args with the given options and positional name; --help prints the usage of the subcommand.
+Parsed parse(const std::vector<std::string>& args, const po::options_description& opts,
+             const po::positional_options_description& pos, const std::string& usage) {
+  Parsed p;
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << usage << "\n" << opts;
+      p.help = true;
+      return p;
+    }
+  }
+  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), p.vm);
+  po::notify(p.vm);
+  return p;
+}
+
+int trace_info(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  opts.add_options()("file", po::value<std::string>()->required(), "trace file")(
+      "batches", po::value<int>()->default_value(10), "list the first N batches");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  auto p = parse(args, opts, pos, "usage: lina trace info FILE [--batches N]");
+  if (p.help) return 0;
+  TraceReader r(p.vm["file"].as<std::string>());
+  const auto& h = r.header();
+  std::cout << header_to_json(h).dump(2) << "\n";
+  LayerCounts c;
+  const int show = p.vm["batches"].as<int>();
+  uint64_t i = 0, prefill = 0, max_tokens = 0;
+  while (r.next(c)) {
+    prefill += (c.flags & kBatchPrefill) != 0;
+    max_tokens = std::max<uint64_t>(max_tokens, uint64_t(c.tokens));
+    if (int64_t(i) < show) {
+      std::cout << fmt::format("batch {}: {} tokens{}\n", i, c.tokens, (c.flags & kBatchPrefill) ? " (prefill)" : "");
+    }
+    ++i;
+  }
+  std::cout << fmt::format("{} batches ({} prefill), {} tokens, largest batch {} tokens; file checks passed\n", i,
+                           prefill, h.tokens, max_tokens);
+  return 0;
+}
+
+int trace_stats(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  opts.add_options()("file", po::value<std::string>()->required(), "trace file")("json", "print JSON")(
+      "exclude-layer", po::value<std::vector<int>>()->composing(), "leave out this model layer id (repeatable)")(
+      "batches", po::value<std::string>()->default_value("all"), "which batches: all, prefill or decode")(
+      "min-group", po::value<int>()->default_value(10), "smallest group counted in the unweighted same-path mean")(
+      "seed", po::value<uint64_t>()->default_value(1), "seed of the shuffled baseline");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  auto p = parse(args, opts, pos, "usage: lina trace stats FILE [--json] [--exclude-layer L]...");
+  if (p.help) return 0;
+  StatsOptions o;
+  if (p.vm.count("exclude-layer")) o.exclude_layers = p.vm["exclude-layer"].as<std::vector<int>>();
+  const std::string b = p.vm["batches"].as<std::string>();
+  if (b == "all") {
+    o.batches = BatchFilter::kAll;
+  } else if (b == "prefill") {
+    o.batches = BatchFilter::kPrefill;
+  } else if (b == "decode") {
+    o.batches = BatchFilter::kDecode;
+  } else {
+    throw InputError(fmt::format("--batches: expected all, prefill or decode, got '{}'", b));
+  }
+  o.min_group = p.vm["min-group"].as<int>();
+  o.seed = p.vm["seed"].as<uint64_t>();
+  const TraceStats s = compute_stats(p.vm["file"].as<std::string>(), o);
+  if (p.vm.count("json")) {
+    std::cout << stats_to_json(s).dump(2) << "\n";
+  } else {
+    std::cout << stats_to_text(s);
+  }
+  return 0;
+}
+
+int trace_convert(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  opts.add_options()("from", po::value<std::string>()->required(),
+                     "source format: deepseek-csv, llama4-json, mixtral-jsonl or mixtral-raw")(
+      "input", po::value<std::vector<std::string>>()->required(), "input files (positional)")(
+      "output,o", po::value<std::string>()->required(), "output trace (.jsonl: JSON lines, else binary)")(
+      "regroup-decode", po::value<int>()->default_value(1), "decode steps of N requests form one batch")(
+      "experts", po::value<int>()->default_value(0), "expert count (default: the source model's)")(
+      "model", po::value<std::string>()->default_value(""), "header: model name")(
+      "source", po::value<std::string>()->default_value(""), "header: source")(
+      "dataset", po::value<std::string>()->default_value(""), "header: dataset")(
+      "licence", po::value<std::string>()->default_value(""), "header: licence");
+  po::positional_options_description pos;
+  pos.add("input", -1);
+  auto p = parse(args, opts, pos, "usage: lina trace convert --from FORMAT INPUT... -o OUT [--regroup-decode N]");
+  if (p.help) return 0;
+  ConvertOptions o;
+  o.from = p.vm["from"].as<std::string>();
+  o.inputs = p.vm["input"].as<std::vector<std::string>>();
+  o.output = p.vm["output"].as<std::string>();
+  o.regroup_decode = p.vm["regroup-decode"].as<int>();
+  o.experts = p.vm["experts"].as<int>();
+  o.model = p.vm["model"].as<std::string>();
+  o.source = p.vm["source"].as<std::string>();
+  o.dataset = p.vm["dataset"].as<std::string>();
+  o.licence = p.vm["licence"].as<std::string>();
+  const ConvertSummary s = convert(o);
+  for (const auto& n : s.notes) spdlog::debug("{}", n);
+  std::cout << fmt::format("{}: {} requests -> {} batches, {} tokens, {} unrecorded token-layer choices\n", o.output,
+                           s.requests, s.batches, s.tokens, s.unrecorded);
+  return 0;
+}
+
+int trace_counts(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  opts.add_options()("file", po::value<std::string>()->required(), "routing trace")(
+      "output,o", po::value<std::string>()->required(), "counts trace to write");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  auto p = parse(args, opts, pos, "usage: lina trace counts FILE -o OUT");
+  if (p.help) return 0;
+  TraceReader r(p.vm["file"].as<std::string>());
+  TraceHeader h = r.header();
+  h.kind = TraceKind::kCounts;
+  h.has_weights = false;
+  TraceWriter w(p.vm["output"].as<std::string>(), h);
+  LayerCounts c;
+  while (r.next(c)) w.write(c);
+  w.close();
+  std::cout << fmt::format("{}: {} batches\n", p.vm["output"].as<std::string>(), w.header().batches);
+  return 0;
+}
+
+}  // namespace
+
+int cmd_trace(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? kInputErrorExit : 0;
+  }
+  const std::string sub = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (sub == "info") return trace_info(rest);
+  if (sub == "stats") return trace_stats(rest);
+  if (sub == "convert") return trace_convert(rest);
+  if (sub == "counts") return trace_counts(rest);
+  std::fprintf(stderr, "lina trace: unknown subcommand '%s'\n%s", sub.c_str(), kUsage);
+  return kInputErrorExit;
 }
 
 }  // namespace lina::cli
