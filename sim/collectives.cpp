@@ -1,0 +1,434 @@
+#include "sim/collectives.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace lina::sim {
+
+struct Collectives::Instance {
+  CollId id = 0;
+  Op op = Op::kAllToAll;
+  Algo algo = Algo::kDirect;
+  int P = 0;
+  std::vector<int> ranks;     // rank index -> GPU
+  std::vector<int> index_of;  // GPU -> rank index, -1 outside the group
+  RankDone on_done;
+  int cls = 0;
+  double weight = 1;
+  double M = 0;                // ring/tree ops: bytes per rank (nccl-tests convention)
+  std::vector<double> matrix;  // all-to-all(-v): P x P
+  // Node structure (hierarchical algorithms): G ranks on each of N nodes.
+  int G = 1, N = 1;
+  std::vector<int> node_idx, local_idx, by_nl;  // by_nl[n * G + l] -> rank index
+  int nsteps = 0;
+  // Per-rank state.
+  std::vector<int> step, pending;
+  std::vector<uint8_t> issued, passed, launched, finished;
+  std::vector<uint32_t> recv_count, expected;  // [r * nsteps + s]
+  std::unordered_map<uint64_t, int> barrier_arrived;
+  int launched_count = 0, done_count = 0;
+  std::vector<std::pair<int, double>> sends;  // scratch
+
+  int at(int n, int l) const { return by_nl[static_cast<size_t>(n) * G + l]; }
+  int ring_next(int r) const { return (r + 1) % P; }
+
+  // Sends of rank r in step s, as (destination rank index, bytes); zero-byte sends are left out.
+  void step_sends(int r, int s, std::vector<std::pair<int, double>>& out) const {
+    out.clear();
+    auto add = [&](int d, double b) {
+      if (b > 0 && d != r) out.emplace_back(d, b);
+    };
+    switch (op) {
+      case Op::kAllToAll:
+        if (algo == Algo::kDirect) {
+          for (int j = 0; j < P; ++j) add(j, matrix[static_cast<size_t>(r) * P + j]);
+        } else {
+          const int n = node_idx[r], l = local_idx[r];
+          if (s == 0) {  // gather at local rank l2 what this GPU sends to local rank l2 of every node
+            for (int l2 = 0; l2 < G; ++l2) {
+              double b = 0;
+              for (int m = 0; m < N; ++m) b += matrix[static_cast<size_t>(r) * P + at(m, l2)];
+              add(at(n, l2), b);
+            }
+          } else {  // send to (m, l) what node n's GPUs have for it
+            for (int m = 0; m < N; ++m) {
+              double b = 0;
+              for (int l2 = 0; l2 < G; ++l2) b += matrix[static_cast<size_t>(at(n, l2)) * P + at(m, l)];
+              add(at(m, l), b);
+            }
+          }
+        }
+        return;
+      case Op::kReduceScatter:
+      case Op::kAllGather:
+        add(ring_next(r), M / P);
+        return;
+      case Op::kAllReduce:
+        if (algo == Algo::kRing) {
+          add(ring_next(r), M / P);
+        } else if (algo == Algo::kTree) {
+          for (int t = 0; t < 2; ++t) {
+            int pos = t == 0 ? r : P - 1 - r;
+            auto rank_at = [&](int p) { return t == 0 ? p : P - 1 - p; };
+            if (s == 0) {
+              if (pos > 0) add(rank_at((pos - 1) / 2), M / 2);
+            } else {
+              for (int c = 2 * pos + 1; c <= 2 * pos + 2 && c < P; ++c) add(rank_at(c), M / 2);
+            }
+          }
+        } else {  // hierarchical: intra reduce-scatter, inter allreduce, intra all-gather
+          const int n = node_idx[r], l = local_idx[r];
+          const int p1 = G - 1, p2 = 2 * (N - 1);
+          if (s < p1 || s >= p1 + p2) {
+            add(at(n, (l + 1) % G), M / G);
+          } else {
+            add(at((n + 1) % N, l), M / G / N);
+          }
+        }
+        return;
+    }
+  }
+
+  // Rendezvous group of a sub-collective starting at step s for rank r, or -1.
+  int barrier(int r, int s) const {
+    if (algo == Algo::kHierarchical && op == Op::kAllToAll && s == 1 && N > 1) return local_idx[r];
+    if (algo == Algo::kHierarchical && op == Op::kAllReduce) {
+      const int p1 = G - 1, p2 = 2 * (N - 1);
+      if (s == p1 && p2 > 0 && p1 > 0) return local_idx[r];          // inter-node allreduce among equal local rank
+      if (s == p1 + p2 && p2 > 0 && p1 > 0) return G + node_idx[r];  // intra-node all-gather
+    }
+    return -1;
+  }
+  void barrier_members(int r, int g, std::vector<int>& out) const {
+    out.clear();
+    if (g < G) {
+      for (int m = 0; m < N; ++m) out.push_back(at(m, local_idx[r]));
+    } else {
+      for (int l = 0; l < G; ++l) out.push_back(at(node_idx[r], l));
+    }
+  }
+};
+
+Collectives::Collectives(Engine& engine, Network& network, const Topology& topology, const ClusterSpec& spec)
+    : engine_(engine),
+      net_(network),
+      topo_(topology),
+      alpha_(spec.collective_alpha),
+      gpus_per_node_(spec.gpus_per_node) {}
+
+Collectives::~Collectives() = default;
+
+const char* Collectives::name(Algo a) {
+  switch (a) {
+    case Algo::kDirect:
+      return "direct";
+    case Algo::kHierarchical:
+      return "hierarchical";
+    case Algo::kRing:
+      return "ring";
+    case Algo::kTree:
+      return "tree";
+  }
+  return "?";
+}
+
+const char* Collectives::name(Op o) {
+  switch (o) {
+    case Op::kAllToAll:
+      return "alltoall";
+    case Op::kAllReduce:
+      return "allreduce";
+    case Op::kReduceScatter:
+      return "reducescatter";
+    case Op::kAllGather:
+      return "allgather";
+  }
+  return "?";
+}
+
+Collectives::CollId Collectives::add(std::unique_ptr<Instance> in) {
+  const int P = in->P;
+  if (in->nsteps >= (1 << 22) || P >= (1 << 21)) throw std::invalid_argument("lina collectives: group too large");
+  const size_t cells = static_cast<size_t>(P) * in->nsteps;
+  in->step.assign(P, 0);
+  in->pending.assign(P, 0);
+  in->issued.assign(P, 0);
+  in->passed.assign(P, 0);
+  in->launched.assign(P, 0);
+  in->finished.assign(P, 0);
+  in->recv_count.assign(cells, 0);
+  in->expected.assign(cells, 0);
+  // Expected receives: count the sends aimed at each rank in each step.
+  for (int r = 0; r < P; ++r) {
+    for (int s = 0; s < in->nsteps; ++s) {
+      in->step_sends(r, s, in->sends);
+      for (auto [d, b] : in->sends) ++in->expected[static_cast<size_t>(d) * in->nsteps + s];
+    }
+  }
+  CollId id;
+  if (!free_ids_.empty()) {
+    id = free_ids_.back();
+    free_ids_.pop_back();
+  } else {
+    id = static_cast<CollId>(instances_.size());
+    instances_.emplace_back();
+  }
+  in->id = id;
+  instances_[id] = std::move(in);
+  ++active_;
+  return id;
+}
+
+namespace {
+
+// Validates a group and fills the rank <-> GPU maps and the node structure.
+void init_group(Collectives::Instance& in, std::vector<int> ranks, const Topology& topo, int gpus_per_node,
+                bool need_uniform_nodes) {
+  if (ranks.empty()) throw std::invalid_argument("lina collectives: empty group of ranks");
+  in.P = static_cast<int>(ranks.size());
+  in.index_of.assign(topo.gpu_count(), -1);
+  for (int i = 0; i < in.P; ++i) {
+    int g = ranks[i];
+    if (g < 0 || g >= topo.gpu_count()) {
+      throw std::invalid_argument(fmt::format("lina collectives: GPU {} outside the cluster", g));
+    }
+    if (in.index_of[g] >= 0) throw std::invalid_argument(fmt::format("lina collectives: GPU {} listed twice", g));
+    in.index_of[g] = i;
+  }
+  in.ranks = std::move(ranks);
+  // Node structure: nodes in increasing order, local index = order of GPU id within the node.
+  std::map<int, std::vector<int>> by_node;
+  for (int i = 0; i < in.P; ++i) by_node[in.ranks[i] / gpus_per_node].push_back(i);
+  in.N = static_cast<int>(by_node.size());
+  in.G = static_cast<int>(by_node.begin()->second.size());
+  in.node_idx.assign(in.P, 0);
+  in.local_idx.assign(in.P, 0);
+  bool uniform = true;
+  for (auto& [node, members] : by_node) uniform = uniform && static_cast<int>(members.size()) == in.G;
+  if (!uniform) {
+    if (need_uniform_nodes) {
+      throw std::invalid_argument(
+          "lina collectives: hierarchical algorithms need the same number of ranks on every node of the group");
+    }
+    return;
+  }
+  in.by_nl.assign(in.P, 0);
+  int n = 0;
+  for (auto& [node, members] : by_node) {
+    std::sort(members.begin(), members.end(), [&](int a, int b) { return in.ranks[a] < in.ranks[b]; });
+    for (int l = 0; l < in.G; ++l) {
+      in.node_idx[members[l]] = n;
+      in.local_idx[members[l]] = l;
+      in.by_nl[static_cast<size_t>(n) * in.G + l] = members[l];
+    }
+    ++n;
+  }
+}
+
+void check_common(double bytes, int cls, double weight) {
+  if (!(bytes >= 0)) throw std::invalid_argument("lina collectives: bytes must be >= 0");
+  if (cls < 0 || cls > Network::kMaxClass) throw std::invalid_argument("lina collectives: bad priority class");
+  if (!(weight > 0)) throw std::invalid_argument("lina collectives: weight must be > 0");
+}
+
+}  // namespace
+
+Collectives::CollId Collectives::alltoallv(std::vector<int> ranks, std::vector<double> bytes, Algo algo, int cls,
+                                           RankDone on_done, double weight) {
+  if (algo != Algo::kDirect && algo != Algo::kHierarchical) {
+    throw std::invalid_argument("lina collectives: all-to-all algorithms are direct and hierarchical");
+  }
+  check_common(0, cls, weight);
+  auto in = std::make_unique<Instance>();
+  in->op = Op::kAllToAll;
+  in->algo = algo;
+  init_group(*in, std::move(ranks), topo_, gpus_per_node_, algo == Algo::kHierarchical);
+  if (bytes.size() != static_cast<size_t>(in->P) * in->P) {
+    throw std::invalid_argument("lina collectives: all-to-all-v size matrix must be P x P");
+  }
+  for (double b : bytes) check_common(b, cls, weight);
+  in->matrix = std::move(bytes);
+  in->cls = cls;
+  in->weight = weight;
+  in->on_done = std::move(on_done);
+  in->nsteps = algo == Algo::kDirect ? 1 : 2;
+  return add(std::move(in));
+}
+
+Collectives::CollId Collectives::alltoall(std::vector<int> ranks, double bytes, Algo algo, int cls, RankDone on_done,
+                                          double weight) {
+  check_common(bytes, cls, weight);
+  const size_t P = ranks.size();
+  std::vector<double> m(P * P, P ? bytes / static_cast<double>(P) : 0.0);
+  return alltoallv(std::move(ranks), std::move(m), algo, cls, std::move(on_done), weight);
+}
+
+Collectives::CollId Collectives::allreduce(std::vector<int> ranks, double bytes, Algo algo, int cls, RankDone on_done,
+                                           double weight) {
+  check_common(bytes, cls, weight);
+  if (algo == Algo::kDirect)
+    throw std::invalid_argument("lina collectives: allreduce algorithms are ring, tree, hierarchical");
+  auto in = std::make_unique<Instance>();
+  in->op = Op::kAllReduce;
+  in->algo = algo;
+  init_group(*in, std::move(ranks), topo_, gpus_per_node_, algo == Algo::kHierarchical);
+  in->M = bytes;
+  in->cls = cls;
+  in->weight = weight;
+  in->on_done = std::move(on_done);
+  const int P = in->P;
+  if (bytes == 0 || P == 1) {
+    in->nsteps = 0;
+  } else if (algo == Algo::kRing) {
+    in->nsteps = 2 * (P - 1);
+  } else if (algo == Algo::kTree) {
+    in->nsteps = 2;
+  } else {
+    in->nsteps = 2 * (in->G - 1) + 2 * (in->N - 1);
+  }
+  return add(std::move(in));
+}
+
+Collectives::CollId Collectives::reduce_scatter(std::vector<int> ranks, double bytes, int cls, RankDone on_done,
+                                                double weight) {
+  check_common(bytes, cls, weight);
+  auto in = std::make_unique<Instance>();
+  in->op = Op::kReduceScatter;
+  in->algo = Algo::kRing;
+  init_group(*in, std::move(ranks), topo_, gpus_per_node_, false);
+  in->M = bytes;
+  in->cls = cls;
+  in->weight = weight;
+  in->on_done = std::move(on_done);
+  in->nsteps = bytes == 0 ? 0 : in->P - 1;
+  return add(std::move(in));
+}
+
+Collectives::CollId Collectives::all_gather(std::vector<int> ranks, double bytes, int cls, RankDone on_done,
+                                            double weight) {
+  CollId id = reduce_scatter(std::move(ranks), bytes, cls, std::move(on_done), weight);
+  instances_[id]->op = Op::kAllGather;
+  return id;
+}
+
+void Collectives::launch(CollId id, int gpu) {
+  if (id >= instances_.size() || !instances_[id]) throw std::logic_error("lina collectives: unknown collective");
+  Instance& in = *instances_[id];
+  int r = gpu >= 0 && gpu < static_cast<int>(in.index_of.size()) ? in.index_of[gpu] : -1;
+  if (r < 0) throw std::logic_error(fmt::format("lina collectives: GPU {} is not in the group", gpu));
+  if (in.launched[r]) throw std::logic_error(fmt::format("lina collectives: GPU {} launched twice", gpu));
+  in.launched[r] = 1;
+  if (++in.launched_count < in.P) return;
+  // Rendezvous complete: every rank starts its first step now.
+  for (int k = 0; k < in.P; ++k) start_step(in, k);
+  if (in.done_count == in.P) {
+    instances_[id].reset();
+    free_ids_.push_back(id);
+    --active_;
+  }
+}
+
+void Collectives::launch_all(CollId id) {
+  if (id >= instances_.size() || !instances_[id]) throw std::logic_error("lina collectives: unknown collective");
+  std::vector<int> ranks = instances_[id]->ranks;
+  for (int g : ranks) launch(id, g);
+}
+
+// Rank r wants to start step[r]: passes its rendezvous if the step has one, skips empty steps, waits alpha, issues.
+void Collectives::start_step(Instance& in, int r) {
+  for (;;) {
+    const int s = in.step[r];
+    if (s == in.nsteps) {
+      in.finished[r] = 1;
+      ++in.done_count;
+      if (in.on_done) in.on_done(in.ranks[r]);
+      return;
+    }
+    if (!in.passed[r]) {
+      const int g = in.barrier(r, s);
+      if (g >= 0) {
+        const uint64_t key = (static_cast<uint64_t>(s) << 32) | static_cast<uint32_t>(g);
+        int& arrived = in.barrier_arrived[key];
+        std::vector<int> members;
+        in.barrier_members(r, g, members);
+        if (++arrived < static_cast<int>(members.size())) return;  // the last member to arrive releases us
+        in.barrier_arrived.erase(key);
+        for (int m : members) {
+          if (m == r) continue;
+          in.passed[m] = 1;
+          start_step(in, m);
+        }
+      }
+    }
+    in.passed[r] = 0;
+    in.step_sends(r, s, in.sends);
+    if (in.sends.empty() && in.expected[static_cast<size_t>(r) * in.nsteps + s] == 0) {
+      ++in.step[r];  // nothing to do in this step: no protocol overhead either
+      continue;
+    }
+    if (alpha_ > Time::zero()) {
+      Instance* p = &in;
+      engine_.schedule_after(alpha_, [this, p, r] {
+        issue(*p, r);
+        if (p->done_count == p->P) {
+          CollId id = p->id;
+          instances_[id].reset();
+          free_ids_.push_back(id);
+          --active_;
+        }
+      });
+    } else {
+      issue(in, r);
+    }
+    return;
+  }
+}
+
+void Collectives::issue(Instance& in, int r) {
+  const int s = in.step[r];
+  in.step_sends(r, s, in.sends);
+  in.issued[r] = 1;
+  in.pending[r] = static_cast<int>(in.sends.size());
+  Instance* p = &in;
+  // Copy: starting a flow never calls back synchronously, but keep the scratch free for nested steps anyway.
+  std::vector<std::pair<int, double>> sends = in.sends;
+  for (auto [d, b] : sends) {
+    const uint64_t packed =
+        static_cast<uint64_t>(r) | (static_cast<uint64_t>(d) << 21) | (static_cast<uint64_t>(s) << 42);
+    net_.start_flow(in.ranks[r], in.ranks[d], b, in.cls, in.weight, [this, p, packed](Network::FlowId) {
+      on_flow(*p, static_cast<int>(packed & 0x1FFFFF), static_cast<int>((packed >> 21) & 0x1FFFFF),
+              static_cast<int>(packed >> 42));
+    });
+  }
+  check_step(in, r);
+}
+
+void Collectives::check_step(Instance& in, int r) {
+  const int s = in.step[r];
+  if (!in.issued[r] || in.pending[r] > 0) return;
+  if (in.recv_count[static_cast<size_t>(r) * in.nsteps + s] < in.expected[static_cast<size_t>(r) * in.nsteps + s]) {
+    return;
+  }
+  in.issued[r] = 0;
+  ++in.step[r];
+  start_step(in, r);
+}
+
+void Collectives::on_flow(Instance& in, int r, int d, int s) {
+  --in.pending[r];
+  ++in.recv_count[static_cast<size_t>(d) * in.nsteps + s];
+  if (in.step[r] == s) check_step(in, r);
+  if (in.step[d] == s) check_step(in, d);
+  if (in.done_count == in.P) {
+    CollId id = in.id;
+    instances_[id].reset();
+    free_ids_.push_back(id);
+    --active_;
+  }
+}
+
+}  // namespace lina::sim

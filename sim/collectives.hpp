@@ -1,0 +1,94 @@
+// Collectives as flows in steps (DESIGN.md 2.4).
+//
+// A collective instance is created over a group of ranks (GPU ids) and started by each rank calling launch(): data
+// only moves once every rank has launched it (NCCL rendezvous, so a late rank delays all). Each rank then runs a
+// sequence of steps; a step waits the per-step protocol overhead alpha (ClusterSpec::collective_alpha), starts its
+// sends as network flows, and completes when its sends are delivered and the data it expects in that step has
+// arrived (data for a later step may arrive early and is counted). A rank's callback runs when its last step
+// completes, so ranks of an all-to-all-v finish at different times. Steps whose rank neither sends nor receives are
+// skipped without alpha. Sub-collectives of hierarchical algorithms start with a rendezvous of their sub-group.
+//
+// Algorithms (P ranks, M bytes as in nccl-tests: the send buffer of one rank; for all-gather the gathered output):
+//   all-to-all(-v) direct:        one step, every pair at once (NCCL grouped send/recv). Oracle without contention:
+//                                 alpha + L + (P-1)/P * M / B_inj.
+//   all-to-all(-v) hierarchical:  step 1: intra-node exchange that gathers, at GPU (node n, local l), everything its
+//                                 node sends to local rank l of any node; step 2 (rendezvous of the GPUs of equal
+//                                 local rank): inter-node exchange among them (DeepSpeed/Tutel). Needs every node of
+//                                 the group to hold the same number of ranks.
+//   allreduce ring:               2(P-1) steps of M/P to the ring successor: 2(P-1) (alpha + L + (M/P)/B).
+//   allreduce tree:               NCCL's double binary tree, pipelined: M/2 per tree; step 1 every rank sends its
+//                                 half to its parent in each tree, step 2 every rank forwards to its children. Two
+//                                 complementary trees (mirrored ranks), so a rank is a leaf in at most one.
+//   allreduce hierarchical:       intra-node ring reduce-scatter (M/G chunks), inter-node ring allreduce of M/G among
+//                                 GPUs of equal local rank, intra-node ring all-gather.
+//   reduce-scatter, all-gather:   ring, P-1 steps of M/P.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sched/cluster_spec.hpp"
+#include "sim/engine.hpp"
+#include "sim/network.hpp"
+#include "sim/topology.hpp"
+
+namespace lina::sim {
+
+class Collectives {
+ public:
+  enum class Algo { kDirect, kHierarchical, kRing, kTree };
+  enum class Op { kAllToAll, kAllReduce, kReduceScatter, kAllGather };
+  using CollId = uint32_t;
+  using RankDone = std::function<void(int gpu)>;
+
+  Collectives(Engine& engine, Network& network, const Topology& topology, const ClusterSpec& spec);
+  ~Collectives();
+  Collectives(const Collectives&) = delete;
+  Collectives& operator=(const Collectives&) = delete;
+
+  // bytes[i * P + j]: bytes from ranks[i] to ranks[j] (the diagonal is a local copy, no network). Algo kDirect or
+  // kHierarchical. std::invalid_argument on a malformed group or matrix.
+  CollId alltoallv(std::vector<int> ranks, std::vector<double> bytes, Algo algo, int priority_class, RankDone on_done,
+                   double weight = 1.0);
+  // Uniform: each rank's send buffer is `bytes`, bytes / P to every rank.
+  CollId alltoall(std::vector<int> ranks, double bytes, Algo algo, int priority_class, RankDone on_done,
+                  double weight = 1.0);
+  CollId allreduce(std::vector<int> ranks, double bytes, Algo algo, int priority_class, RankDone on_done,
+                   double weight = 1.0);
+  CollId reduce_scatter(std::vector<int> ranks, double bytes, int priority_class, RankDone on_done,
+                        double weight = 1.0);
+  CollId all_gather(std::vector<int> ranks, double bytes, int priority_class, RankDone on_done, double weight = 1.0);
+
+  // Rank `gpu` of the collective launches it now. Launching twice, or a GPU outside the group, is a logic error.
+  void launch(CollId id, int gpu);
+  void launch_all(CollId id);
+
+  Time alpha() const { return alpha_; }
+  size_t active() const { return active_; }
+
+  static const char* name(Algo a);
+  static const char* name(Op o);
+
+  struct Instance;  // one collective in flight (defined in collectives.cpp)
+
+ private:
+  CollId add(std::unique_ptr<Instance> inst);
+  void start_step(Instance& in, int r);
+  void issue(Instance& in, int r);
+  void check_step(Instance& in, int r);
+  void on_flow(Instance& in, int r, int d, int s);
+
+  Engine& engine_;
+  Network& net_;
+  const Topology& topo_;
+  Time alpha_;
+  int gpus_per_node_;
+  std::vector<std::unique_ptr<Instance>> instances_;
+  std::vector<CollId> free_ids_;
+  size_t active_ = 0;
+};
+
+}  // namespace lina::sim

@@ -1,0 +1,239 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "sim/collectives.hpp"
+
+namespace lina::sim {
+namespace {
+
+constexpr double kIntra = 300e9;
+constexpr double kNic = 12.5e9;
+
+ClusterSpec cluster(int nodes, int gpus_per_node, Time alpha) {
+  ClusterSpec c;
+  c.name = "test";
+  c.nodes = nodes;
+  c.gpus_per_node = gpus_per_node;
+  c.intra = {kIntra, Time::us(1)};
+  c.nic = {kNic, Time::us(2)};
+  c.collective_alpha = alpha;
+  return c;
+}
+
+std::vector<int> iota(int n) {
+  std::vector<int> v(n);
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+struct Harness {
+  explicit Harness(const ClusterSpec& c) : spec(c), topo(c), net(engine, topo), coll(engine, net, topo, spec) {}
+  Collectives::RankDone recorder(std::vector<Time>& out) {
+    out.assign(spec.gpu_count(), Time::max());
+    return [this, &out](int gpu) { out[gpu] = engine.now(); };
+  }
+  ClusterSpec spec;
+  Engine engine;
+  Topology topo;
+  Network net;
+  Collectives coll;
+};
+
+void expect_time(Time actual, double expected_s) {
+  EXPECT_NEAR(actual.seconds(), expected_s, 1e-10 + expected_s * 1e-12) << "expected " << expected_s << " s";
+}
+
+Time latest(const std::vector<Time>& v) { return *std::max_element(v.begin(), v.end()); }
+
+TEST(Collectives, RingAllreduceClosedForm) {
+  // P ranks, one per node: every ring step crosses one NIC up and one NIC down link, uncontended.
+  const int P = 4;
+  const double M = 40e6, alpha = 10e-6, L = 4e-6;
+  Harness h(cluster(P, 1, Time::us(10)));
+  std::vector<Time> done;
+  auto id = h.coll.allreduce(iota(P), M, Collectives::Algo::kRing, 0, h.recorder(done));
+  h.coll.launch_all(id);
+  h.engine.run();
+  // Synchronized-step model: 2(P-1) steps of alpha + L + (M/P)/B.
+  for (int r = 0; r < P; ++r) expect_time(done[r], 2 * (P - 1) * (alpha + L + (M / P) / kNic));
+  EXPECT_EQ(h.coll.active(), 0u);
+}
+
+TEST(Collectives, RingAllreduceWithoutLatencyMatchesDesignOracle) {
+  ClusterSpec c = cluster(8, 1, Time::us(5));
+  c.nic.latency = Time::zero();
+  Harness h(c);
+  const int P = 8;
+  const double M = 80e6;
+  std::vector<Time> done;
+  h.coll.launch_all(h.coll.allreduce(iota(P), M, Collectives::Algo::kRing, 0, h.recorder(done)));
+  h.engine.run();
+  // DESIGN.md 2.4: 2(P-1)/P * M / B + 2(P-1) * alpha.
+  expect_time(latest(done), 2.0 * (P - 1) / P * M / kNic + 2 * (P - 1) * 5e-6);
+}
+
+TEST(Collectives, UniformDirectAllToAll) {
+  // One GPU per node: each rank sends M/P to each of the P-1 others over its NIC (B/(P-1) each), receives likewise.
+  const int P = 6;
+  const double M = 60e6;
+  Harness h(cluster(P, 1, Time::us(10)));
+  std::vector<Time> done;
+  h.coll.launch_all(h.coll.alltoall(iota(P), M, Collectives::Algo::kDirect, 0, h.recorder(done)));
+  h.engine.run();
+  // alpha + L + (P-1)/P * M / B.
+  for (int r = 0; r < P; ++r) expect_time(done[r], 10e-6 + 4e-6 + (P - 1.0) / P * M / kNic);
+}
+
+TEST(Collectives, UniformDirectAllToAllEightGpusPerNode) {
+  // Issue topology, 4 nodes x 8: the 7 local peers go over NVSwitch (far faster); the NIC carries (P-8) pairs.
+  const int P = 32;
+  const double M = 32e6;
+  Harness h(cluster(4, 8, Time::us(10)));
+  std::vector<Time> done;
+  h.coll.launch_all(h.coll.alltoall(iota(P), M, Collectives::Algo::kDirect, 0, h.recorder(done)));
+  h.engine.run();
+  // alpha + L_inter + (P-8)(M/P)/B.
+  expect_time(latest(done), 10e-6 + 4e-6 + (P - 8) * (M / P) / kNic);
+}
+
+TEST(Collectives, HierarchicalAllToAll) {
+  // 2 nodes x 4 GPUs, uniform M. Step 1 (intra): GPU (n,l) sends to each of its 3 local peers the data for that
+  // local rank on both nodes, 2 M/P, sharing its NVSwitch up link: 3 * 2M/P / B_intra. Step 2 (inter): to (m,l) the
+  // 4 GPUs' data for it, 4 M/P = M/2, alone on the NIC: M/2 / B. Each step adds alpha and its route latency.
+  const int P = 8;
+  const double M = 64e6, alpha = 10e-6;
+  Harness h(cluster(2, 4, Time::us(10)));
+  std::vector<Time> done;
+  h.coll.launch_all(h.coll.alltoall(iota(P), M, Collectives::Algo::kHierarchical, 0, h.recorder(done)));
+  h.engine.run();
+  const double t = alpha + 2e-6 + 3 * 2 * M / P / kIntra + alpha + 4e-6 + (M / 2) / kNic;
+  for (int r = 0; r < P; ++r) expect_time(done[r], t);
+}
+
+TEST(Collectives, AllToAllVLowerBoundAndPerRankCompletion) {
+  // One GPU per node, only NICs limit. Random sizes: the collective cannot end before
+  // alpha + L + max over ranks of max(sent, received) / B.
+  const int P = 8;
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0, 10e6);
+  for (int trial = 0; trial < 5; ++trial) {
+    Harness h(cluster(P, 1, Time::us(10)));
+    std::vector<double> m(P * P);
+    for (double& x : m) x = u(rng);
+    double worst = 0;
+    for (int i = 0; i < P; ++i) {
+      double sent = 0, recv = 0;
+      for (int j = 0; j < P; ++j) {
+        if (j == i) continue;
+        sent += m[i * P + j];
+        recv += m[j * P + i];
+      }
+      worst = std::max({worst, sent, recv});
+    }
+    std::vector<Time> done;
+    h.coll.launch_all(h.coll.alltoallv(iota(P), m, Collectives::Algo::kDirect, 0, h.recorder(done)));
+    h.engine.run();
+    EXPECT_GE(latest(done).seconds(), 14e-6 + worst / kNic - 1e-12);
+  }
+  {
+    // Incast: ranks 1..P-2 send S to rank 0 only. Rank 0 receives (P-2) S: the bound alpha + L + (P-2) S / B is met.
+    // The senders finish at the same time (they share rank 0's NIC fairly), a rank with nothing to do finishes at
+    // the rendezvous.
+    Harness h(cluster(P, 1, Time::us(10)));
+    const double S = 5e6;
+    std::vector<double> m(P * P, 0.0);
+    for (int i = 1; i < P - 1; ++i) m[i * P + 0] = S;  // rank P-1 sends nothing
+    std::vector<Time> done;
+    h.coll.launch_all(h.coll.alltoallv(iota(P), m, Collectives::Algo::kDirect, 0, h.recorder(done)));
+    h.engine.run();
+    expect_time(done[0], 14e-6 + (P - 2) * S / kNic);
+    EXPECT_EQ(done[P - 1], Time::zero());
+  }
+}
+
+TEST(Collectives, StrictPriorityAllToAllOverAllreduce) {
+  // Two ranks on two nodes, one bottleneck B (each NIC). All-to-all: V bytes each way (M = 2V). Allreduce of
+  // A >= V per rank: its ring steps move A/2 >= V over the same NICs.
+  const double V = 10e6, A = 40e6, alpha = 10e-6, L = 4e-6;
+  for (int prio : {1, 0}) {
+    Harness h(cluster(2, 1, Time::us(10)));
+    std::vector<Time> a2a, ar;
+    h.coll.launch_all(h.coll.alltoall({0, 1}, 2 * V, Collectives::Algo::kDirect, 0, h.recorder(a2a)));
+    h.coll.launch_all(h.coll.allreduce({0, 1}, A, Collectives::Algo::kRing, prio, h.recorder(ar)));
+    h.engine.run();
+    if (prio == 1) {
+      // With priority the all-to-all sees the whole link: V / B.
+      expect_time(latest(a2a), alpha + L + V / kNic);
+    } else {
+      // Fair-shared with the allreduce's first step (A/2 >= V bytes): 2V / B.
+      expect_time(latest(a2a), alpha + L + 2 * V / kNic);
+    }
+  }
+}
+
+TEST(Collectives, RendezvousWaitsForTheLastRank) {
+  Harness h(cluster(4, 1, Time::zero()));
+  std::vector<Time> done;
+  auto id = h.coll.allreduce(iota(4), 4e6, Collectives::Algo::kRing, 0, h.recorder(done));
+  h.coll.launch(id, 0);
+  h.coll.launch(id, 1);
+  h.coll.launch(id, 2);
+  h.engine.schedule_at(Time::ms(1), [&] { h.coll.launch(id, 3); });
+  h.engine.run();
+  // Nothing moves before the last launch at 1 ms: 1 ms + 6 steps of (L + 1 MB / B).
+  expect_time(latest(done), 1e-3 + 6 * (4e-6 + 1e6 / kNic));
+  EXPECT_THROW(h.coll.launch(99, 0), std::logic_error);
+}
+
+TEST(Collectives, ReduceScatterAllGatherTreeAndHierarchical) {
+  const double M = 16e6;
+  {
+    Harness h(cluster(4, 1, Time::zero()));
+    std::vector<Time> rs, ag;
+    h.coll.launch_all(h.coll.reduce_scatter(iota(4), M, 0, h.recorder(rs)));
+    h.engine.run();
+    // P-1 steps of L + (M/P)/B.
+    expect_time(latest(rs), 3 * (4e-6 + (M / 4) / kNic));
+    Time t0 = h.engine.now();
+    h.coll.launch_all(h.coll.all_gather(iota(4), M, 0, h.recorder(ag)));
+    h.engine.run();
+    expect_time(latest(ag) - t0, 3 * (4e-6 + (M / 4) / kNic));
+  }
+  {
+    // Double binary tree over 4 ranks on 4 nodes. Tree A: 0 <- {1, 2}, 1 <- {3}; tree B (mirrored): 3 <- {2, 1},
+    // 2 <- {0}. Reduce step: rank 0 sends M/2 to 2 (tree B) and receives M/2 from 1 and 2 over its NIC down link:
+    // M / B; rank 1 sends to 0 (A) and 3 (B): M / B out; so the step takes L + M/B, and the broadcast step mirrors
+    // it: 2 (L + M/B) in total.
+    Harness h(cluster(4, 1, Time::zero()));
+    std::vector<Time> done;
+    h.coll.launch_all(h.coll.allreduce(iota(4), M, Collectives::Algo::kTree, 0, h.recorder(done)));
+    h.engine.run();
+    expect_time(latest(done), 2 * (4e-6 + M / kNic));
+  }
+  {
+    // Hierarchical allreduce on 2 nodes x 2 GPUs: intra reduce-scatter (1 step of M/2 over NVSwitch), inter ring
+    // allreduce of M/2 between the 2 nodes (2 steps of M/4 over the NICs), intra all-gather (1 step of M/2).
+    Harness h(cluster(2, 2, Time::zero()));
+    std::vector<Time> done;
+    h.coll.launch_all(h.coll.allreduce(iota(4), M, Collectives::Algo::kHierarchical, 0, h.recorder(done)));
+    h.engine.run();
+    const double intra = 2e-6 + (M / 2) / kIntra, inter = 4e-6 + (M / 4) / kNic;
+    for (int r = 0; r < 4; ++r) expect_time(done[r], 2 * intra + 2 * inter);
+  }
+}
+
+TEST(Collectives, RejectsBadGroups) {
+  Harness h(cluster(2, 4, Time::zero()));
+  EXPECT_THROW(h.coll.alltoall({0, 0}, 1, Collectives::Algo::kDirect, 0, nullptr), std::invalid_argument);
+  EXPECT_THROW(h.coll.alltoall({0, 9}, 1, Collectives::Algo::kDirect, 0, nullptr), std::invalid_argument);
+  EXPECT_THROW(h.coll.alltoall({0, 1, 4}, 1, Collectives::Algo::kHierarchical, 0, nullptr), std::invalid_argument);
+  EXPECT_THROW(h.coll.alltoallv({0, 1}, {1, 2, 3}, Collectives::Algo::kDirect, 0, nullptr), std::invalid_argument);
+  EXPECT_THROW(h.coll.allreduce({0, 1}, 1, Collectives::Algo::kDirect, 0, nullptr), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace lina::sim
