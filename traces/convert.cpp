@@ -156,10 +156,11 @@ Request read_deepseek(const std::string& path, int experts, std::vector<int>& la
       starts.push_back(i);
     }
   }
-  const size_t T = rows.size() / file_layers.size();
+  // T is the first layer's token count; the first layer that differs is the one reported.
+  const size_t T = starts.size() > 1 ? starts[1] : rows.size();
   for (size_t b = 0; b < starts.size(); ++b) {
     const size_t end = b + 1 < starts.size() ? starts[b + 1] : rows.size();
-    if (end - starts[b] != T || rows.size() % file_layers.size()) {
+    if (end - starts[b] != T) {
       fail(path, line_at(rows[starts[b]].line),
            fmt::format("layer {} has {} tokens; every layer of a file must have the same count", file_layers[b],
                        end - starts[b]));
