@@ -1,0 +1,267 @@
+// Experiment specs (sched/experiment_spec.hpp): overrides into presets, --set parsing, sweeps (cartesian product,
+// order and keys), per-point validation at load time, and the errors of each class naming file and JSON pointer.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "sched/error.hpp"
+#include "sched/experiment_spec.hpp"
+#include "sched/model_spec.hpp"
+#include "sched/point_spec.hpp"
+
+namespace lina {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+class ExperimentSpecTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("lina_test_exp_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A small valid training experiment; `patch` is merged into it (RFC 7386 merge patch).
+  std::string write_spec(const json& patch = json::object(), const std::string& name = "exp.json") {
+    json j = {{"name", "t"},
+              {"mode", "training"},
+              {"cluster", "lina-testbed"},
+              {"model", {{"base", "transformer-xl"}, {"layers", 2}}},
+              {"workload", {{"batch_size", 2}, {"seq_len", 64}, {"steps", 1}}},
+              {"policies", json::array({{{"name", "deepspeed"}}, {{"name", "lina"}}})}};
+    j.merge_patch(patch);
+    return write_text(j.dump(2), name);
+  }
+  std::string write_text(const std::string& text, const std::string& name) {
+    auto p = dir_ / name;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+  std::string error_of(const std::string& path, const std::vector<Override>& o = {}) {
+    try {
+      load_experiment(path, o);
+    } catch (const InputError& e) {
+      std::string w = e.what();
+      EXPECT_EQ(w.find('\n'), std::string::npos) << w;
+      return w;
+    }
+    ADD_FAILURE() << "no InputError";
+    return "";
+  }
+  fs::path dir_;
+};
+
+TEST(ParseOverride, ValuesAreJsonOrBareStrings) {
+  Override a = parse_override("cluster.nic.bandwidth=200Gbps");
+  EXPECT_EQ(a.path, "cluster.nic.bandwidth");
+  EXPECT_EQ(a.value, json("200Gbps"));
+  EXPECT_EQ(a.origin, "--set cluster.nic.bandwidth");
+  EXPECT_EQ(parse_override("model.experts=8").value, json(8));
+  EXPECT_EQ(parse_override("x=true").value, json(true));
+  EXPECT_EQ(parse_override("x=[1,2]").value, json::array({1, 2}));
+  EXPECT_EQ(parse_override("x=\"quoted\"").value, json("quoted"));
+  EXPECT_EQ(parse_override("x=a=b").value, json("a=b"));  // only the first '=' splits
+  EXPECT_THROW(parse_override("no-equals"), InputError);
+  EXPECT_THROW(parse_override("=5"), InputError);
+}
+
+TEST_F(ExperimentSpecTest, DefaultsAndPolicies) {
+  ExperimentSpec e = load_experiment(write_spec(), {});
+  EXPECT_EQ(e.name, "t");
+  EXPECT_EQ(e.mode, "training");
+  EXPECT_EQ(e.seed, 1u);
+  EXPECT_EQ(e.output, "results/t");
+  ASSERT_EQ(e.policies.size(), 2u);
+  EXPECT_EQ(e.policies[1].name, "lina");
+  EXPECT_EQ(e.policies[1].pointer, "/policies/1");
+  // The cluster preset and its GPU preset are inlined into the document.
+  EXPECT_TRUE(e.document["cluster"].is_object());
+  EXPECT_TRUE(e.document["cluster"]["gpu"].is_object());
+  EXPECT_EQ(e.document["cluster"]["nodes"], 4);
+  auto pts = e.points();
+  ASSERT_EQ(pts.size(), 1u);
+  EXPECT_EQ(pts[0].key(), "single");
+}
+
+TEST_F(ExperimentSpecTest, SetOverridesReachIntoPresets) {
+  // "cluster": "lina-testbed" is a preset name; the override must resolve it and change one field only.
+  std::string f = write_spec();
+  ExperimentSpec e = load_experiment(f, {parse_override("cluster.nic.bandwidth=200Gbps")});
+  PointSpec p = load_point(e, e.point_document(e.points()[0]));
+  EXPECT_DOUBLE_EQ(p.cluster.nic.bytes_per_s, 25e9);  // 200e9 bits/s / 8
+  EXPECT_EQ(p.cluster.nodes, 4);                      // the rest of the preset is kept
+  EXPECT_EQ(p.cluster.nic_per, ClusterSpec::NicPer::kNode);
+  // Without the override: the preset's 100 Gb/s.
+  ExperimentSpec e0 = load_experiment(f, {});
+  EXPECT_DOUBLE_EQ(load_point(e0, e0.point_document(e0.points()[0])).cluster.nic.bytes_per_s, 12.5e9);
+}
+
+// BUG (sched/experiment_spec.cpp:139-150, apply_override): "cluster.gpu.memory" is rejected as "unknown parameter
+// 'cluster.gpu.memory'" because the GPU fields are declared as "gpu.*" (sched/cluster_spec.cpp:34-42) and
+// declared_form() keeps the "cluster." prefix; the branch at experiment_spec.cpp:168 that inlines a "gpu" preset so
+// that overrides can reach into it is therefore unreachable, and no GPU field can be overridden or swept. Expected:
+// memory 80e9 bytes; actual: InputError.
+TEST_F(ExperimentSpecTest, DISABLED_OverrideIntoGpuPresetInsideClusterPreset) {
+  ExperimentSpec e = load_experiment(write_spec(), {parse_override("cluster.gpu.memory=80GB")});
+  PointSpec p = load_point(e, e.point_document(e.points()[0]));
+  EXPECT_DOUBLE_EQ(p.cluster.gpu.memory_bytes, 80e9);
+  EXPECT_DOUBLE_EQ(p.cluster.gpu.peak_fp16_flops, 312e12);  // rest of A100-40GB kept
+}
+
+TEST_F(ExperimentSpecTest, PolicyIndexOverride) {
+  ExperimentSpec e = load_experiment(write_spec(), {parse_override("policies.1.micro_op_size=10MB")});
+  PointSpec p = load_point(e, e.point_document(e.points()[0]));
+  EXPECT_DOUBLE_EQ(p.policies[1].micro_op_bytes, 10e6);
+  EXPECT_DOUBLE_EQ(p.policies[0].bucket_bytes, 25e6);  // untouched
+}
+
+TEST_F(ExperimentSpecTest, SpecOverridesThenCommandLineOverrides) {
+  // The spec's "overrides" apply first, --set after: --set wins.
+  std::string f = write_spec({{"overrides", {{"cluster.nic.bandwidth", "400Gbps"}, {"workload.steps", 3}}}});
+  ExperimentSpec e = load_experiment(f, {});
+  PointSpec p = load_point(e, e.point_document(e.points()[0]));
+  EXPECT_DOUBLE_EQ(p.cluster.nic.bytes_per_s, 50e9);
+  EXPECT_EQ(p.workload.steps, 3);
+  ExperimentSpec e2 = load_experiment(f, {parse_override("cluster.nic.bandwidth=800Gbps")});
+  EXPECT_DOUBLE_EQ(load_point(e2, e2.point_document(e2.points()[0])).cluster.nic.bytes_per_s, 100e9);
+}
+
+TEST_F(ExperimentSpecTest, ModelOverrideOnBaseForm) {
+  ExperimentSpec e = load_experiment(write_spec(), {parse_override("model.experts=4")});
+  ModelSpec m = load_model(e.document["model"], e.file, "/model");
+  EXPECT_EQ(m.experts, 4);
+  EXPECT_EQ(m.layers, 2);
+  EXPECT_EQ(m.hidden, 512);
+}
+
+TEST_F(ExperimentSpecTest, UnknownOverridePathSuggests) {
+  std::string e = error_of(write_spec(), {parse_override("cluster.nic.bandwdth=1Gbps")});
+  EXPECT_EQ(e,
+            "--set cluster.nic.bandwdth: unknown parameter 'cluster.nic.bandwdth' (did you mean "
+            "'cluster.nic.bandwidth'?) (see 'lina params')");
+  e = error_of(write_spec(), {parse_override("policies.0.micro_op_sise=1MB")});
+  EXPECT_TRUE(e.find("(did you mean 'policy.micro_op_size'?)") != std::string::npos) << e;
+}
+
+TEST_F(ExperimentSpecTest, OverrideIndexOutOfRange) {
+  std::string e = error_of(write_spec(), {parse_override("policies.5.micro_op_size=1MB")});
+  EXPECT_EQ(e, "--set policies.5.micro_op_size: index '5' is out of range at /policies (2 entries)");
+}
+
+TEST_F(ExperimentSpecTest, OverrideValueIsValidated) {
+  std::string e = error_of(write_spec(), {parse_override("cluster.nic.bandwidth=fast")});
+  EXPECT_TRUE(e.starts_with(dir_.string())) << e;
+  EXPECT_NE(e.find("/cluster/nic/bandwidth: expected a bandwidth such as"), std::string::npos) << e;
+}
+
+TEST_F(ExperimentSpecTest, SweepIsCartesianProductFirstPathSlowest) {
+  // Keys chosen so that alphabetical order equals spec order (see the DISABLED_ test below for the other case).
+  std::string f = write_spec(
+      {{"sweep",
+        {{"cluster.nic.bandwidth", {"100Gbps", "200Gbps"}}, {"policies.1.micro_op_size", {"10MB", "20MB", "30MB"}}}}});
+  ExperimentSpec e = load_experiment(f, {});
+  auto pts = e.points();
+  ASSERT_EQ(pts.size(), 6u);  // 2 x 3
+  const char* bw[] = {"100Gbps", "100Gbps", "100Gbps", "200Gbps", "200Gbps", "200Gbps"};
+  const char* mo[] = {"10MB", "20MB", "30MB", "10MB", "20MB", "30MB"};
+  for (size_t i = 0; i < 6; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(pts[i].index, static_cast<int>(i));
+    ASSERT_EQ(pts[i].params.size(), 2u);
+    EXPECT_EQ(pts[i].params[0].first, "cluster.nic.bandwidth");
+    EXPECT_EQ(pts[i].params[0].second, json(bw[i]));
+    EXPECT_EQ(pts[i].params[1].first, "policies.1.micro_op_size");
+    EXPECT_EQ(pts[i].params[1].second, json(mo[i]));
+    PointSpec p = load_point(e, e.point_document(pts[i]));
+    EXPECT_DOUBLE_EQ(p.cluster.nic.bytes_per_s, (i < 3 ? 100e9 : 200e9) / 8);
+    EXPECT_DOUBLE_EQ(p.policies[1].micro_op_bytes, 10e6 * static_cast<double>(i % 3 + 1));
+  }
+  EXPECT_EQ(pts[4].key(), "cluster.nic.bandwidth=\"200Gbps\",policies.1.micro_op_size=\"20MB\"");
+  // The base document is untouched by point_document.
+  EXPECT_EQ(e.document["cluster"]["nic"]["bandwidth"], "100Gbps");
+}
+
+// BUG (sched/experiment_spec.cpp load_experiment, `for (const auto& [k, v] : sweep.items())`): the spec is parsed into
+// nlohmann::json, whose objects are std::map (sorted keys), so the sweep paths come out in alphabetical order, not
+// in spec order as experiment_spec.hpp ("path -> values, in spec order") and the "sweep" parameter documentation
+// ("first path varying slowest") promise. With {"model.experts": [...], "cluster.nic.bandwidth": [...]} the
+// cluster path varies slowest.
+TEST_F(ExperimentSpecTest, DISABLED_SweepKeepsSpecOrderOfPaths) {
+  std::string f = write_text(R"({"name": "t", "mode": "training", "cluster": "lina-testbed",
+    "model": {"base": "transformer-xl", "layers": 2}, "policies": [{"name": "deepspeed"}],
+    "sweep": {"model.experts": [4, 8], "cluster.nic.bandwidth": ["100Gbps", "200Gbps"]}})",
+                             "order.json");
+  ExperimentSpec e = load_experiment(f, {});
+  ASSERT_EQ(e.sweep.size(), 2u);
+  EXPECT_EQ(e.sweep[0].first, "model.experts");
+  auto pts = e.points();
+  ASSERT_EQ(pts.size(), 4u);
+  EXPECT_EQ(pts[1].key(), "model.experts=4,cluster.nic.bandwidth=\"200Gbps\"");
+}
+
+TEST_F(ExperimentSpecTest, PointValidationFailsAtLoadTime) {
+  // The second value of the sweep is bad: load_experiment must reject the spec before anything runs.
+  std::string f = write_spec({{"sweep", {{"cluster.nic.bandwidth", {"100Gbps", "fastest"}}}}});
+  std::string e = error_of(f);
+  EXPECT_TRUE(e.starts_with(f + ": /cluster/nic/bandwidth: expected a bandwidth")) << e;
+  f = write_spec({{"sweep", {{"policies.0.bucket_size", {"25MB", "0MB"}}}}}, "b.json");
+  e = error_of(f);
+  EXPECT_TRUE(e.starts_with(f + ": /policies/0/bucket_size: value 0 bytes is out of range")) << e;
+}
+
+TEST_F(ExperimentSpecTest, ErrorClassesNameFileAndPointer) {
+  std::string f = write_spec({{"seeed", 3}});
+  EXPECT_EQ(error_of(f), f + ": /seeed: unknown field 'seeed' (did you mean 'seed'?)");
+  f = write_spec({{"seed", "one"}}, "type.json");
+  EXPECT_EQ(error_of(f), f + ": /seed: expected an integer, got string \"one\"");
+  f = write_spec({{"mode", nullptr}}, "missing.json");  // merge_patch removes "mode"
+  EXPECT_TRUE(error_of(f).starts_with(f + ": /mode: missing required field 'mode'"));
+  f = write_spec({{"seed", -1}}, "range.json");
+  EXPECT_TRUE(error_of(f).starts_with(f + ": /seed: value -1 is out of range"));
+  f = write_spec({{"cluster", "lina-testbd"}}, "preset.json");
+  EXPECT_TRUE(
+      error_of(f).starts_with(f + ": /cluster: unknown cluster preset 'lina-testbd' (did you mean 'lina-testbed'?)"));
+  f = write_spec(
+      {{"cluster", {{"nodes", 1}, {"gpus_per_node", 2}, {"gpu", "A100-40GB"}, {"nic", {{"bandwidth", "100GB"}}}}}},
+      "unit.json");
+  EXPECT_TRUE(error_of(f).starts_with(f + ": /cluster/nic/bandwidth: expected a bandwidth such as"));
+  f = write_spec({{"policies", json::array({{{"name", "lina"}, {"bucket_size", "10MB"}}})}}, "opt.json");
+  EXPECT_EQ(error_of(f),
+            f + ": /policies/0/bucket_size: option 'bucket_size' does not apply to training policy 'lina'");
+  f = write_spec({{"policies", json::array({{{"name", "deepsped"}}})}}, "pol.json");
+  EXPECT_TRUE(error_of(f).starts_with(f + ": /policies/0/name: unknown value 'deepsped'"));
+  EXPECT_NE(error_of(f).find("(did you mean 'deepspeed'?)"), std::string::npos);
+  f = write_spec({{"policies", json::array({{{"name", "lina"}}, {{"name", "lina"}}})}}, "dup.json");
+  EXPECT_TRUE(error_of(f).starts_with(f + ": /policies/1: two policies are labelled 'lina'"));
+  f = write_spec({{"sweep", {{"model.experts", json::array()}}}}, "sweep.json");
+  EXPECT_EQ(error_of(f), f + ": /sweep/model.experts: expected a non-empty list of values");
+}
+
+TEST_F(ExperimentSpecTest, FileNotFoundAndMalformed) {
+  std::string missing = (dir_ / "missing.json").string();
+  EXPECT_EQ(error_of(missing), missing + ": cannot open file (does it exist?)");
+  std::string f = write_text("{\"name\": \"t\",\n \"mode\" \"training\"}", "bad.json");
+  // Byte 20 is the '"' of "training" where ':' was expected ({"name": "t",\n = 13 bytes, then ' "mode" ' = 7).
+  EXPECT_TRUE(error_of(f).starts_with(f + ": byte ")) << error_of(f);
+  f = write_spec({{"cluster", "nowhere/cluster.json"}}, "ref.json");
+  EXPECT_TRUE(error_of(f).starts_with(f + ": /cluster: cluster file 'nowhere/cluster.json' not found"));
+}
+
+TEST_F(ExperimentSpecTest, ClusterFileRelativeToSpec) {
+  write_text(R"({"nodes": 2, "gpus_per_node": 2, "gpu": "H200"})", "mycluster.json");
+  std::string f = write_spec({{"cluster", "mycluster.json"}});
+  ExperimentSpec e = load_experiment(f, {parse_override("cluster.nodes=3")});
+  PointSpec p = load_point(e, e.point_document(e.points()[0]));
+  EXPECT_EQ(p.cluster.nodes, 3);
+  EXPECT_EQ(p.cluster.gpus_per_node, 2);
+  EXPECT_EQ(p.cluster.gpu.name, "H200");
+}
+
+}  // namespace
+}  // namespace lina

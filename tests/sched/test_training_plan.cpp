@@ -1,0 +1,442 @@
+// The training step as a Plan (sched/training_plan.hpp) and the Plan IR's validation (sched/plan.hpp).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+#include <tuple>
+
+#include "sched/cluster_spec.hpp"
+#include "sched/error.hpp"
+#include "sched/model_spec.hpp"
+#include "sched/plan.hpp"
+#include "sched/policy_spec.hpp"
+#include "sched/training_plan.hpp"
+#include "sched/workload_spec.hpp"
+
+namespace lina {
+namespace {
+
+using nlohmann::json;
+
+ModelSpec model(int layers, int experts) {
+  return load_model(json{{"base", "transformer-xl"}, {"layers", layers}, {"experts", experts}}, "", "");
+}
+
+struct Fixture {
+  ClusterSpec cluster = load_cluster_preset_or_file("lina-testbed");  // 4 x 4 A100, 16 GPUs
+  ModelSpec m;
+  WorkloadSpec w;
+  PolicySpec pol;
+  Fixture(int layers, int experts, const std::string& policy) : m(model(layers, experts)) {
+    w.batch_size = 2;
+    w.seq_len = 64;  // T = 128 tokens per GPU
+    w.steps = 1;
+    pol.name = policy;
+  }
+  Plan build(int k = 0, int degree = 1, int steps = 1) const {
+    TrainingPlanInput in;
+    in.model = &m;
+    in.cluster = &cluster;
+    in.workload = &w;
+    in.policy = &pol;
+    in.layout = make_layout(m, cluster, k, degree);
+    in.steps = steps;
+    return build_training_plan(in);
+  }
+};
+
+const Collective& coll(const Plan& p, const Task& t) { return p.collectives[static_cast<size_t>(t.collective)]; }
+
+// Bytes rank `r` sends in collective c (row of the all-to-all matrix).
+double sent_by(const Collective& c, int r) {
+  size_t G = c.ranks.size();
+  for (size_t i = 0; i < G; ++i) {
+    if (c.ranks[i] != r) continue;
+    double s = 0;
+    for (size_t j = 0; j < G; ++j) s += c.bytes[i * G + j];
+    return s;
+  }
+  return -1;
+}
+
+TEST(TrainingPlan, FourAllToAllsPerMoeLayerPerStepWithFormulaBytes) {
+  // Transformer-XL (d = 512, fp32: 4 bytes, top-2, capacity factor 1), 2 MoE layers, E = N = 16 on lina-testbed:
+  // one expert per GPU, expert-parallel group G = 16. Balanced routing, T = 2 x 64 = 128 tokens per GPU: each rank
+  // sends T * top_k / E = 16 tokens to every expert (capacity ceil(1.0 * 128 * 2 / 16) = 16 does not cut). The 16
+  // tokens for its own expert stay local, so per all-to-all a rank sends
+  //   tokens * top_k * d * dtype_bytes * (G - 1) / G = 128 * 2 * 512 * 4 * 15 / 16 = 491,520 bytes
+  // (15 peers x 16 tokens x 2,048 bytes), and receives as much.
+  Fixture f(2, 16, "deepspeed");
+  const double expected = 128.0 * 2 * 512 * 4 * 15 / 16;
+  ASSERT_DOUBLE_EQ(expected, 491520.0);
+  for (int steps : {1, 2}) {
+    SCOPED_TRACE(steps);
+    Plan p = f.build(0, 1, steps);
+    EXPECT_NO_THROW(validate_plan(p));
+    std::map<std::tuple<int, int, int, int, int>, int> count;  // (rank, step, layer, phase, role) -> tasks
+    std::vector<int> per_rank(16, 0);
+    for (const Task& t : p.tasks) {
+      if (t.kind != TaskKind::kComm || coll(p, t).kind != CommKind::kAllToAll) continue;
+      const Collective& c = coll(p, t);
+      ++per_rank[static_cast<size_t>(t.rank)];
+      ++count[{t.rank, t.step, t.layer, static_cast<int>(t.phase), static_cast<int>(t.role)}];
+      EXPECT_EQ(t.stream, Stream::kAllToAll);
+      ASSERT_EQ(c.ranks.size(), 16u);
+      EXPECT_DOUBLE_EQ(sent_by(c, t.rank), expected);
+      // Received: the column of this rank.
+      double recv = 0;
+      for (size_t i = 0; i < 16; ++i) recv += c.bytes[i * 16 + static_cast<size_t>(t.rank)];
+      EXPECT_DOUBLE_EQ(recv, expected);
+      EXPECT_DOUBLE_EQ(c.bytes[static_cast<size_t>(t.rank) * 16 + static_cast<size_t>(t.rank)], 0.0);
+      EXPECT_DOUBLE_EQ(c.total_bytes(), 16 * expected);
+    }
+    // 2 MoE layers x 4 all-to-alls x steps, on every rank.
+    for (int r = 0; r < 16; ++r) EXPECT_EQ(per_rank[static_cast<size_t>(r)], 8 * steps) << "rank " << r;
+    // Exactly one task of each kind: forward dispatch + combine, backward combine + dispatch.
+    EXPECT_EQ(count.size(), static_cast<size_t>(16 * steps * 2 * 4));
+    for (const auto& [key, n] : count) EXPECT_EQ(n, 1);
+  }
+}
+
+TEST(TrainingPlan, PipelinedAllToAllSplitsBytesIntoEqualChunks) {
+  // Degree 4: each of the four all-to-alls is cut into 4 chunks of a quarter of the bytes.
+  Fixture f(2, 16, "lina");
+  Plan p = f.build(0, 4);
+  validate_plan(p);
+  std::map<std::tuple<int, int, int, int>, std::set<int>> chunks;  // (rank, layer, phase, role) -> micro_op ids
+  for (const Task& t : p.tasks) {
+    if (t.kind != TaskKind::kComm || coll(p, t).kind != CommKind::kAllToAll) continue;
+    EXPECT_DOUBLE_EQ(sent_by(coll(p, t), t.rank), 491520.0 / 4);
+    chunks[{t.rank, t.layer, static_cast<int>(t.phase), static_cast<int>(t.role)}].insert(t.micro_op);
+  }
+  EXPECT_EQ(chunks.size(), 16u * 2 * 4);
+  for (const auto& [k, ids] : chunks) EXPECT_EQ(ids, (std::set<int>{0, 1, 2, 3}));
+}
+
+TEST(TrainingPlan, BalancedA2aBytesHelperIsTheUnreducedVolume) {
+  // What balanced_a2a_bytes_per_rank returns today: tokens * top_k * d * dtype (local share included).
+  Fixture f(2, 16, "deepspeed");
+  EXPECT_DOUBLE_EQ(balanced_a2a_bytes_per_rank(f.m, f.w), 128.0 * 2 * 512 * 4);
+}
+
+// BUG (sched/training_plan.hpp:67-69 vs sched/training_plan.cpp:104-106): balanced_a2a_bytes_per_rank is documented as
+// "tokens * top_k * d * dtype bytes, less the share that stays on the rank itself (it is a local copy)", but it
+// returns tokens * top_k * d * dtype_bytes without removing the local share. For transformer-xl (2 layers, E = 16)
+// on lina-testbed (G = 16), batch 2 x 64: expected 128*2*512*4*15/16 = 491,520 (what build_training_plan sends per
+// rank), actual 524,288.
+TEST(TrainingPlan, DISABLED_BalancedA2aBytesHelperMatchesThePlan) {
+  Fixture f(2, 16, "deepspeed");
+  EXPECT_DOUBLE_EQ(balanced_a2a_bytes_per_rank(f.m, f.w), 491520.0);
+}
+
+// Non-expert allreduce collectives (over all ranks) of a plan, in issue order.
+// Not on a temporary plan: the pointers would dangle.
+std::vector<const Collective*> grad_syncs(Plan&& p, bool expert_only = false) = delete;
+
+std::vector<const Collective*> grad_syncs(const Plan& p, bool expert_only = false) {
+  std::vector<const Collective*> out;
+  for (const auto& c : p.collectives) {
+    if (c.role != Role::kGradSync) continue;
+    bool expert = static_cast<int>(c.ranks.size()) != p.ranks;
+    if (expert == expert_only) out.push_back(&c);
+  }
+  return out;
+}
+
+double sum_bytes(const std::vector<const Collective*>& v) {
+  double s = 0;
+  for (auto* c : v) s += c->bytes.at(0);
+  return s;
+}
+
+TEST(TrainingPlan, DdpBucketsConserveGradientBytes) {
+  Fixture f(2, 16, "deepspeed");
+  const ParamCounts pc = count_params(f.m);
+  const double total = static_cast<double>(pc.non_expert) * 4;  // fp32 gradients of every replicated weight
+  // A bucket larger than all gradients: one allreduce of everything.
+  f.pol.bucket_bytes = 1e15;
+  Plan p1 = f.build();
+  auto one = grad_syncs(p1);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_NEAR(one[0]->bytes[0], total, total * 1e-12);
+  EXPECT_EQ(one[0]->ranks.size(), 16u);
+  // A 1-byte bucket: every gradient tensor is its own allreduce. Per MoE layer of Transformer-XL: gate, attention
+  // output projection, fused QKV, norms = 4 tensors (no shared experts); plus the embedding and the final norm:
+  // 2 x 4 + 2 = 10.
+  f.pol.bucket_bytes = 1;
+  Plan p2 = f.build();
+  auto each = grad_syncs(p2);
+  EXPECT_EQ(each.size(), 10u);
+  EXPECT_NEAR(sum_bytes(each), total, total * 1e-12);
+  // E = N: one expert per GPU, no replicas, so no expert-gradient allreduce at all.
+  EXPECT_TRUE(grad_syncs(p2, true).empty());
+}
+
+TEST(TrainingPlan, DdpBucketsAreFullExceptTheLast) {
+  Fixture f(12, 16, "deepspeed");
+  const double total = static_cast<double>(count_params(f.m).non_expert) * 4;
+  ModelCost mc = model_cost(f.m, 128, 64);
+  double largest = *std::max_element(mc.embedding_grad_bytes.begin(), mc.embedding_grad_bytes.end());
+  for (const auto& l : mc.layers) {
+    for (double b : l.grad_tensor_bytes) largest = std::max(largest, b);
+  }
+  f.pol.bucket_bytes = 4e6;
+  Plan p = f.build();
+  auto b = grad_syncs(p);
+  ASSERT_GE(b.size(), 2u);
+  EXPECT_NEAR(sum_bytes(b), total, total * 1e-12);
+  // Each bucket closes as soon as it reaches the bucket size: all but the last are >= 4 MB and < 4 MB plus one
+  // tensor; so the count lies between total / (4 MB + largest) and ceil(total / 4 MB).
+  for (size_t i = 0; i + 1 < b.size(); ++i) {
+    EXPECT_GE(b[i]->bytes[0], 4e6) << i;
+    EXPECT_LT(b[i]->bytes[0], 4e6 + largest) << i;
+  }
+  EXPECT_LE(static_cast<double>(b.size()), std::ceil(total / 4e6));
+  EXPECT_GE(static_cast<double>(b.size()), std::floor(total / (4e6 + largest)));
+}
+
+TEST(TrainingPlan, ExpertGradientsReducedAmongReplicas) {
+  // 8 experts on 16 GPUs, one per GPU: G = 8, each expert on 2 GPUs (ranks p and p + 8).
+  Fixture f(2, 8, "deepspeed");
+  f.pol.bucket_bytes = 1;  // one allreduce per expert gradient tensor
+  Plan p = f.build();
+  auto ex = grad_syncs(p, true);
+  // 2 MoE layers x 8 replica pairs.
+  ASSERT_EQ(ex.size(), 16u);
+  ModelCost mc = model_cost(f.m, 128, 64);
+  for (auto* c : ex) {
+    ASSERT_EQ(c->ranks.size(), 2u);
+    EXPECT_EQ(c->ranks[1] - c->ranks[0], 8);
+    EXPECT_DOUBLE_EQ(c->bytes[0], mc.expert_param_bytes);
+    EXPECT_DOUBLE_EQ(mc.expert_param_bytes, static_cast<double>(count_params(f.m).per_expert) * 4);
+  }
+}
+
+TEST(TrainingPlan, LinaMicroOpsAreEqualChunksOfOneTensorAndBounded) {
+  Fixture f(2, 16, "lina");
+  f.pol.micro_op_bytes = 1e6;
+  Plan p = f.build();
+  validate_plan(p);
+  auto ops = grad_syncs(p);
+  const double total = static_cast<double>(count_params(f.m).non_expert) * 4;
+  EXPECT_NEAR(sum_bytes(ops), total, total * 1e-12);
+  for (auto* c : ops) EXPECT_LE(c->bytes[0], 1e6 * (1 + 1e-12));
+  // Expected sequence, tensor by tensor in backward order: a tensor of b bytes becomes n = ceil(b / 1 MB) chunks of
+  // b / n (equal, never fused with the next tensor).
+  ModelCost mc = model_cost(f.m, 128, 64);
+  std::vector<std::pair<int, double>> want;  // (layer, chunk bytes)
+  for (int l = 1; l >= 0; --l) {
+    for (double b : mc.layers[static_cast<size_t>(l)].grad_tensor_bytes) {
+      int n = static_cast<int>(std::ceil(b / 1e6));
+      for (int i = 0; i < n; ++i) want.emplace_back(l, b / n);
+    }
+  }
+  for (double b : mc.embedding_grad_bytes) {
+    int n = static_cast<int>(std::ceil(b / 1e6));
+    for (int i = 0; i < n; ++i) want.emplace_back(-1, b / n);
+  }
+  ASSERT_EQ(ops.size(), want.size());
+  EXPECT_GT(ops.size(), 10u);  // some tensors really are cut (the attention weights are > 1 MB in fp32)
+  for (size_t i = 0; i < ops.size(); ++i) {
+    EXPECT_EQ(ops[i]->layer, want[i].first) << i;
+    EXPECT_DOUBLE_EQ(ops[i]->bytes[0], want[i].second) << i;
+    EXPECT_EQ(ops[i]->micro_op, static_cast<int>(i));
+  }
+}
+
+TEST(TrainingPlan, LinaPriorityDoesNotPartition) {
+  // lina-priority is the ablation without partitioning: DDP buckets.
+  Fixture f(2, 16, "lina-priority");
+  f.pol.bucket_bytes = 1e15;
+  f.pol.micro_op_bytes = 1e6;
+  Plan p = f.build();
+  EXPECT_EQ(grad_syncs(p).size(), 1u);
+}
+
+TEST(TrainingLayout, PackingOnSixteenGpus) {
+  ClusterSpec c = load_cluster_preset_or_file("lina-testbed");
+  struct L {
+    int experts, k, want_k, group, replicas;
+  };
+  const L cases[] = {
+      {2, 0, 1, 2, 8},                         // default: one expert per GPU, each expert on 8 GPUs
+      {2, 2, 2, 1, 16},                        // both experts on every GPU: no all-to-all group
+      {8, 0, 1, 8, 2},                         //
+      {8, 2, 2, 4, 4},                         // all-to-all inside one 4-GPU node
+      {16, 0, 1, 16, 1},                       // E = N
+      {16, 2, 2, 8, 2},                        //
+      {16, 16, 16, 1, 16}, {32, 0, 2, 16, 1},  // more experts than GPUs: E / N per GPU
+  };
+  for (const auto& x : cases) {
+    SCOPED_TRACE(::testing::Message() << x.experts << " experts, k=" << x.k);
+    TrainingLayout l = make_layout(model(2, x.experts), c, x.k, 0);
+    EXPECT_EQ(l.ranks, 16);
+    EXPECT_EQ(l.experts, x.experts);
+    EXPECT_EQ(l.experts_per_device, x.want_k);
+    EXPECT_EQ(l.group_size, x.group);
+    EXPECT_EQ(l.replicas, x.replicas);
+    EXPECT_EQ(l.pipeline_degree, 1);  // 0 means 1
+    EXPECT_EQ(l.group_size * l.replicas, 16);
+    EXPECT_EQ(l.group_size * l.experts_per_device, x.experts);
+  }
+  EXPECT_EQ(make_layout(model(2, 16), c, 0, 4).pipeline_degree, 4);
+}
+
+TEST(TrainingLayout, ImpossibleLayoutsAreInputErrors) {
+  ClusterSpec c = load_cluster_preset_or_file("lina-testbed");
+  EXPECT_THROW(make_layout(model(2, 16), c, 3, 1), InputError);  // 3 does not divide 16
+  EXPECT_THROW(make_layout(model(2, 8), c, 16, 1), InputError);  // more per GPU than experts
+  EXPECT_THROW(make_layout(model(2, 6), c, 1, 1), InputError);   // a group of 6 does not divide 16 GPUs
+}
+
+// BUG (sched/training_plan.cpp:84-89, make_layout with experts_per_device = 0): the header (training_plan.hpp:51)
+// promises "k = 0: the smallest k with E/k dividing the rank count", but the code takes k = E / N (or 1) and
+// throws. 24 experts on 16 GPUs: k = 3 gives a group of 8 that divides 16; actual: InputError "cannot place 24
+// experts on 16 GPUs with 1 experts per GPU".
+TEST(TrainingLayout, DISABLED_DefaultPackingFindsSmallestValidK) {
+  ClusterSpec c = load_cluster_preset_or_file("lina-testbed");
+  TrainingLayout l = make_layout(model(2, 24), c, 0, 1);
+  EXPECT_EQ(l.experts_per_device, 3);
+  EXPECT_EQ(l.group_size, 8);
+  EXPECT_EQ(l.replicas, 2);
+}
+
+TEST(TrainingPlan, PackedLayoutsConfineTheAllToAll) {
+  // 2 experts packed 2 per GPU: groups of one GPU, nothing crosses the network.
+  Fixture f2(2, 2, "lina");
+  Plan p = f2.build(2, 1);
+  validate_plan(p);
+  int a2a = 0;
+  for (const auto& c : p.collectives) {
+    if (c.kind != CommKind::kAllToAll) continue;
+    ++a2a;
+    EXPECT_EQ(c.ranks.size(), 1u);
+    EXPECT_DOUBLE_EQ(c.total_bytes(), 0.0);
+  }
+  EXPECT_EQ(a2a, 16 * 2 * 4);  // one single-rank group per GPU, 4 per MoE layer
+  // 8 experts packed 2 per GPU: groups of 4 GPUs = one node of lina-testbed.
+  Fixture f8(2, 8, "lina");
+  ClusterSpec c = f8.cluster;
+  Plan q = f8.build(2, 1);
+  validate_plan(q);
+  for (const auto& col : q.collectives) {
+    if (col.kind != CommKind::kAllToAll) continue;
+    ASSERT_EQ(col.ranks.size(), 4u);
+    for (int r : col.ranks) EXPECT_EQ(c.node_of(r), c.node_of(col.ranks[0]));
+    // Each rank sends T * top_k * (3 of 4 GPUs' experts) / E tokens: 128 * 2 * 6 / 8 = 192 tokens x 2,048 bytes.
+    EXPECT_DOUBLE_EQ(sent_by(col, col.ranks[0]), 192.0 * 2048);
+  }
+}
+
+TEST(TrainingPlan, DependenciesPointBackwardsOnTheSameRank) {
+  Fixture f(2, 16, "lina");
+  Plan p = f.build(0, 2, 2);
+  for (size_t i = 0; i < p.tasks.size(); ++i) {
+    for (int d : p.tasks[i].deps) {
+      ASSERT_LT(static_cast<size_t>(d), i);
+      EXPECT_EQ(p.tasks[static_cast<size_t>(d)].rank, p.tasks[i].rank);
+    }
+  }
+  // Every rank runs the same number of backward compute tasks, twice the forward FLOPs for the layer ops.
+  double fwd = 0, bwd = 0;
+  for (const auto& t : p.tasks) {
+    if (t.rank != 0 || t.kind != TaskKind::kCompute || t.step != 0 || t.role != Role::kExpert) continue;
+    (t.phase == Phase::kForward ? fwd : bwd) += t.flops;
+  }
+  EXPECT_GT(fwd, 0);
+  EXPECT_DOUBLE_EQ(bwd, 2 * fwd);
+}
+
+// ---- validate_plan on hand-built plans ----
+
+Plan two_rank_plan() {
+  Plan p;
+  p.ranks = 2;
+  Collective c;
+  c.kind = CommKind::kAllToAll;
+  c.ranks = {0, 1};
+  c.bytes = {0, 100, 100, 0};
+  int cid = p.add_collective(c);
+  Task a;
+  a.rank = 0;
+  a.flops = 10;
+  int t0 = p.add_task(a);
+  Task comm0;
+  comm0.rank = 0;
+  comm0.kind = TaskKind::kComm;
+  comm0.stream = Stream::kAllToAll;
+  comm0.collective = cid;
+  comm0.deps = {t0};
+  p.add_task(comm0);
+  Task comm1 = comm0;
+  comm1.rank = 1;
+  comm1.deps = {};
+  p.add_task(comm1);
+  return p;
+}
+
+TEST(ValidatePlan, AcceptsAGoodPlan) {
+  Plan p = two_rank_plan();
+  EXPECT_NO_THROW(validate_plan(p));
+  EXPECT_EQ(p.task_name(1), "fwd a2a");
+  EXPECT_DOUBLE_EQ(p.collectives[0].total_bytes(), 200);
+}
+
+TEST(ValidatePlan, RejectsBrokenPlans) {
+  auto expect_bad = [](Plan p, const std::string& what) {
+    SCOPED_TRACE(what);
+    try {
+      validate_plan(p);
+      ADD_FAILURE() << "accepted";
+    } catch (const std::logic_error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  Plan p = two_rank_plan();
+  p.tasks[0].deps = {1};  // a later task
+  expect_bad(p, "not an earlier task");
+  p = two_rank_plan();
+  p.tasks[0].deps = {0};  // itself: a cycle
+  expect_bad(p, "not an earlier task");
+  p = two_rank_plan();
+  p.tasks[2].deps = {0};  // rank 1 depending on rank 0's task
+  expect_bad(p, "across ranks");
+  p = two_rank_plan();
+  p.tasks.pop_back();  // rank 1 never joins the all-to-all
+  expect_bad(p, "lacks a task");
+  p = two_rank_plan();
+  p.tasks[2].rank = 0;  // rank 0 twice, rank 1 never
+  expect_bad(p, "lacks a task");
+  p = two_rank_plan();
+  p.collectives[0].ranks = {0, 0};
+  expect_bad(p, "repeats a rank");
+  p = two_rank_plan();
+  p.collectives[0].bytes = {100};  // an all-to-all needs P x P sizes
+  expect_bad(p, "1 sizes for 2 ranks");
+  p = two_rank_plan();
+  p.collectives[0].bytes[1] = -1;
+  expect_bad(p, "negative size");
+  p = two_rank_plan();
+  p.collectives[0].bytes[2] = std::nan("");
+  expect_bad(p, "negative size");
+  p = two_rank_plan();
+  p.tasks[0].flops = std::numeric_limits<double>::infinity();
+  expect_bad(p, "non-finite");
+  p = two_rank_plan();
+  p.tasks[1].collective = 7;
+  expect_bad(p, "names collective 7");
+  p = two_rank_plan();
+  p.tasks[0].rank = 2;
+  expect_bad(p, "rank 2 of 2");
+  p = two_rank_plan();
+  p.collectives[0].kind = CommKind::kAllReduce;  // an allreduce has one size
+  expect_bad(p, "4 sizes for 2 ranks");
+}
+
+}  // namespace
+}  // namespace lina
