@@ -1,0 +1,339 @@
+// The `lina` program end to end, in-process through lina::cli::main_entry: `lina run` on the default experiment
+// (results.json schema, metric names with units, byte-identical reruns, resume from points/), the one-line errors
+// with exit code 2 for each class of malformed spec, `lina params` (table and --json), `lina --version`, unknown
+// commands.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result lina(std::vector<std::string> args) {
+  args.insert(args.begin(), "lina");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  int code = lina::cli::main_entry(static_cast<int>(argv.size()), argv.data());
+  std::fflush(stdout);
+  std::fflush(stderr);
+  Result r{code, testing::internal::GetCapturedStdout(), testing::internal::GetCapturedStderr()};
+  return r;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const std::string kQuickstart = std::string(LINA_SOURCE_DIR) + "/experiments/quickstart.json";
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("lina_test_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& text) {
+    auto p = dir_ / name;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+  // A fast training experiment: 2-layer Transformer-XL, 128 tokens per GPU, on a 2 x 2 cluster.
+  json small_spec() const {
+    return json::parse(R"({
+      "name": "small", "mode": "training",
+      "cluster": {"nodes": 2, "gpus_per_node": 2, "gpu": "A100-40GB", "nic": {"per": "node", "bandwidth": "100Gbps"}},
+      "model": {"base": "transformer-xl", "layers": 2, "experts": 4},
+      "workload": {"batch_size": 2, "seq_len": 64, "steps": 1},
+      "policies": [{"name": "deepspeed"}, {"name": "lina"}]
+    })");
+  }
+  fs::path dir_;
+};
+
+// Error output: exactly one line, starting with "lina run: error: ", naming the file and the JSON pointer.
+void expect_one_line_error(const Result& r, const std::string& file, const std::string& pointer,
+                           const std::string& what) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.back(), '\n');
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line: " << r.err;
+  EXPECT_EQ(r.err.rfind("lina run: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(file + ": " + pointer + ": "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, QuickstartRunsAndWritesResults) {
+  fs::path out = dir_ / "a";
+  Result r = lina({"run", kQuickstart, "-o", out.string(), "--no-plot"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(fs::exists(out / "results.json"));
+  EXPECT_TRUE(fs::exists(out / "results.csv"));
+  EXPECT_TRUE(fs::exists(out / "points" / "0.json"));
+  for (const char* p : {"deepspeed", "naive-priority", "lina", "ideal"}) {
+    EXPECT_TRUE(fs::exists(out / (std::string("timeline-") + p + ".json"))) << p;
+  }
+  json j = json::parse(slurp(out / "results.json"));
+  EXPECT_EQ(j["schema"], "lina.results/1");
+  EXPECT_EQ(j["experiment"], "quickstart");
+  EXPECT_EQ(j["mode"], "training");
+  EXPECT_EQ(j["seed"], 1);
+  EXPECT_TRUE(j.contains("lina_version"));
+  EXPECT_TRUE(j.contains("git_commit"));
+  ASSERT_EQ(j["points"].size(), 1u);
+  const json& pols = j["points"][0]["policies"];
+  ASSERT_EQ(pols.size(), 4u);
+  EXPECT_EQ(pols[0]["policy"], "deepspeed");
+  EXPECT_EQ(pols[2]["policy"], "lina");
+  for (const auto& p : pols) {
+    const json& m = p["metrics"];
+    for (const char* k :
+         {"step_time_s", "fwd_moe_time_s", "bwd_moe_time_s", "a2a_time_s", "a2a_bwd_time_s", "allreduce_time_s",
+          "exposed_comm_s", "compute_util", "pipeline_efficiency", "speedup_vs_first"}) {
+      ASSERT_TRUE(m.contains(k)) << p["policy"] << " lacks " << k;
+      EXPECT_TRUE(m[k].is_number()) << k;
+    }
+    EXPECT_GT(m["step_time_s"].get<double>(), 0);
+    // speedup_vs_first = first policy's step time / this policy's.
+    EXPECT_NEAR(m["speedup_vs_first"].get<double>(),
+                pols[0]["metrics"]["step_time_s"].get<double>() / m["step_time_s"].get<double>(), 1e-9);
+  }
+  EXPECT_DOUBLE_EQ(pols[0]["metrics"]["speedup_vs_first"].get<double>(), 1.0);
+  // The printed table names every policy.
+  for (const char* p : {"deepspeed", "naive-priority", "lina", "ideal"}) EXPECT_NE(r.out.find(p), std::string::npos);
+  // The timeline is valid JSON (Chrome trace events).
+  json tl = json::parse(slurp(out / "timeline-lina.json"));
+  EXPECT_FALSE(tl.empty());
+}
+
+TEST_F(CliTest, SameSpecTwiceGivesByteIdenticalResults) {
+  std::string spec = write("small.json", small_spec().dump());
+  ASSERT_EQ(lina({"run", spec, "-o", (dir_ / "one").string(), "--no-plot"}).code, 0);
+  ASSERT_EQ(lina({"run", spec, "-o", (dir_ / "two").string(), "--no-plot", "-j", "2"}).code, 0);
+  std::string a = slurp(dir_ / "one" / "results.json"), b = slurp(dir_ / "two" / "results.json");
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(slurp(dir_ / "one" / "results.csv"), slurp(dir_ / "two" / "results.csv"));
+}
+
+TEST_F(CliTest, SweepRunsInParallelAndResumes) {
+  json s = small_spec();
+  s["sweep"] = {{"cluster.nic.bandwidth", {"50Gbps", "100Gbps", "200Gbps"}}};
+  std::string spec = write("sweep.json", s.dump());
+  fs::path out = dir_ / "out";
+  Result first = lina({"run", spec, "-o", out.string(), "--no-plot", "-j", "3"});
+  ASSERT_EQ(first.code, 0) << first.err;
+  json j = json::parse(slurp(out / "results.json"));
+  ASSERT_EQ(j["points"].size(), 3u);
+  EXPECT_EQ(j["points"][1]["params"]["cluster.nic.bandwidth"], "100Gbps");
+  // More bandwidth never slows the baseline down.
+  double t50 = j["points"][0]["policies"][0]["metrics"]["step_time_s"];
+  double t200 = j["points"][2]["policies"][0]["metrics"]["step_time_s"];
+  EXPECT_LE(t200, t50);
+  std::vector<fs::file_time_type> mtimes;
+  std::vector<std::string> contents;
+  for (int i = 0; i < 3; ++i) {
+    fs::path p = out / "points" / (std::to_string(i) + ".json");
+    ASSERT_TRUE(fs::exists(p));
+    mtimes.push_back(fs::last_write_time(p));
+    contents.push_back(slurp(p));
+  }
+  std::string results = slurp(out / "results.json");
+  // Second run over the same folder: nothing recomputed, the point files untouched, the same results.
+  Result second = lina({"run", spec, "-o", out.string(), "--no-plot"});
+  ASSERT_EQ(second.code, 0) << second.err;
+  EXPECT_NE((second.out + second.err).find("3 of 3 points already done"), std::string::npos)
+      << second.out << second.err;
+  for (int i = 0; i < 3; ++i) {
+    fs::path p = out / "points" / (std::to_string(i) + ".json");
+    EXPECT_EQ(fs::last_write_time(p), mtimes[static_cast<size_t>(i)]) << i;
+    EXPECT_EQ(slurp(p), contents[static_cast<size_t>(i)]);
+  }
+  EXPECT_EQ(slurp(out / "results.json"), results);
+  // A changed spec (another --set) invalidates the saved points: recomputed, and the results differ.
+  Result third = lina({"run", spec, "-o", out.string(), "--no-plot", "--set", "workload.seq_len=32"});
+  ASSERT_EQ(third.code, 0) << third.err;
+  EXPECT_EQ((third.out + third.err).find("already done"), std::string::npos);
+  EXPECT_NE(slurp(out / "results.json"), results);
+}
+
+TEST_F(CliTest, SetOverridesChangeTheResult) {
+  std::string spec = write("small.json", small_spec().dump());
+  ASSERT_EQ(
+      lina({"run", spec, "-o", (dir_ / "slow").string(), "--no-plot", "--set", "cluster.nic.bandwidth=25Gbps"}).code,
+      0);
+  ASSERT_EQ(
+      lina({"run", spec, "-o", (dir_ / "fast").string(), "--no-plot", "--set", "cluster.nic.bandwidth=400Gbps"}).code,
+      0);
+  auto step = [&](const char* d) {
+    return json::parse(slurp(dir_ / d / "results.json"))["points"][0]["policies"][0]["metrics"]["step_time_s"]
+        .get<double>();
+  };
+  EXPECT_LT(step("fast"), step("slow"));
+}
+
+TEST_F(CliTest, MalformedSpecsGiveOneLineErrorsWithExitCode2) {
+  auto run = [&](const json& patch, const std::string& name) {
+    json s = small_spec();
+    s.merge_patch(patch);
+    std::string f = write(name, s.dump(2));
+    return std::make_pair(f, lina({"run", f, "-o", (dir_ / "o").string(), "--no-plot"}));
+  };
+  {
+    auto [f, r] = run({{"cluster", {{"nic", {{"bandwith", "100Gbps"}}}}}}, "unknown.json");
+    expect_one_line_error(r, f, "/cluster/nic/bandwith", "unknown field 'bandwith' (did you mean 'bandwidth'?)");
+  }
+  {
+    auto [f, r] = run({{"workload", {{"steps", "two"}}}}, "type.json");
+    expect_one_line_error(r, f, "/workload/steps", "expected an integer");
+  }
+  {
+    auto [f, r] = run({{"cluster", {{"nodes", nullptr}}}}, "missing.json");
+    expect_one_line_error(r, f, "/cluster/nodes", "missing required field 'nodes'");
+  }
+  {
+    auto [f, r] = run({{"workload", {{"batch_size", 0}}}}, "range.json");
+    expect_one_line_error(r, f, "/workload/batch_size", "out of range");
+  }
+  {
+    auto [f, r] = run({{"cluster", {{"nic", {{"bandwidth", "100Gb"}}}}}}, "unit.json");
+    expect_one_line_error(r, f, "/cluster/nic/bandwidth", "expected a bandwidth such as");
+  }
+  {
+    auto [f, r] = run({{"cluster", "dgx-a1000"}}, "preset.json");
+    expect_one_line_error(r, f, "/cluster", "unknown cluster preset 'dgx-a1000' (did you mean 'dgx-a100'?)");
+  }
+  {
+    auto [f, r] = run({{"cluster", "clusters/none.json"}}, "ref.json");
+    expect_one_line_error(r, f, "/cluster", "not found");
+  }
+  {
+    // A model field: validated too, with its pointer inside the model.
+    auto [f, r] = run({{"model", {{"layerz", 3}}}}, "model.json");
+    expect_one_line_error(r, f, "/model/layerz", "unknown field 'layerz' (did you mean 'layers'?)");
+  }
+  {
+    std::string f = write("malformed.json", "{\"name\": \"x\",\n  \"mode\": \"training\",,\n}");
+    Result r = lina({"run", f, "--no-plot"});
+    // The second ',' is byte 36: {"name": "x",\n is 14 bytes, then 2 spaces, "mode" (6), ':', ' ', "training"
+    // (10) and the first ',' make 21 more.
+    expect_one_line_error(r, f, "byte 36", "malformed JSON");
+  }
+  {
+    std::string f = (dir_ / "absent.json").string();
+    Result r = lina({"run", f, "--no-plot"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.err, "lina run: error: " + f + ": cannot open file (does it exist?)\n");
+  }
+  {
+    std::string f = write("ok.json", small_spec().dump());
+    Result r = lina({"run", f, "--no-plot", "--set", "cluster.nic.bandwdth=1Gbps"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.err,
+              "lina run: error: --set cluster.nic.bandwdth: unknown parameter 'cluster.nic.bandwdth' (did you mean "
+              "'cluster.nic.bandwidth'?) (see 'lina params')\n");
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "o" / "results.json"));  // nothing ran
+}
+
+TEST_F(CliTest, BadCommandLines) {
+  Result r = lina({"run"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("missing experiment spec"), std::string::npos) << r.err;
+  r = lina({"run", kQuickstart, "--bogus"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  r = lina({"run", kQuickstart, "-j", "0"});
+  EXPECT_EQ(r.code, 2);
+  r = lina({"frobnicate"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "lina: unknown command 'frobnicate' (see 'lina help')\n");
+  r = lina({});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("usage: lina"), std::string::npos);
+  r = lina({"help", "nope"});
+  EXPECT_EQ(r.code, 2);
+  r = lina({"help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("run"), std::string::npos);
+  EXPECT_NE(r.out.find("params"), std::string::npos);
+  r = lina({"help", "run"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("--set"), std::string::npos);
+}
+
+TEST(Cli, Version) {
+  Result r = lina({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out.rfind("lina ", 0), 0u) << r.out;
+  EXPECT_EQ(r.out.find('\n'), r.out.size() - 1);
+  EXPECT_TRUE(r.err.empty());
+}
+
+TEST(Cli, ParamsTable) {
+  Result r = lina({"params"});
+  ASSERT_EQ(r.code, 0);
+  std::istringstream in(r.out);
+  std::string line;
+  bool found = false;
+  std::getline(in, line);
+  EXPECT_EQ(line.rfind("path", 0), 0u) << line;
+  while (std::getline(in, line)) {
+    if (line.rfind("cluster.nic.bandwidth ", 0) != 0) continue;
+    found = true;
+    std::istringstream cols(line);
+    std::string path, unit, def;
+    cols >> path >> unit >> def;
+    EXPECT_EQ(unit, "bytes/s");
+    EXPECT_EQ(def, "100Gbps");
+    EXPECT_NE(line.find("NIC bandwidth"), std::string::npos);
+  }
+  EXPECT_TRUE(found) << r.out;
+}
+
+TEST(Cli, ParamsJson) {
+  Result r = lina({"params", "--json"});
+  ASSERT_EQ(r.code, 0);
+  json j = json::parse(r.out);
+  ASSERT_TRUE(j.is_array());
+  EXPECT_GT(j.size(), 40u);
+  bool found = false;
+  for (const auto& p : j) {
+    ASSERT_TRUE(p.contains("path") && p.contains("unit") && p.contains("default") && p.contains("doc"));
+    EXPECT_FALSE(p["doc"].get<std::string>().empty()) << p["path"];
+    if (p["path"] == "cluster.nic.bandwidth") {
+      found = true;
+      EXPECT_EQ(p["unit"], "bytes/s");
+      EXPECT_EQ(p["default"], "100Gbps");
+      EXPECT_EQ(p["required"], false);
+    }
+    if (p["path"] == "mode") {
+      EXPECT_EQ(p["required"], true);
+      EXPECT_EQ(p["choices"], json::array({"training", "inference"}));
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
