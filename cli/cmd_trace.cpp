@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/program_options.hpp>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -11,8 +12,10 @@
 #include "cli/commands.hpp"
 #include "sched/error.hpp"
 #include "traces/convert.hpp"
+#include "traces/estimate.hpp"
 #include "traces/reader.hpp"
 #include "traces/stats.hpp"
+#include "traces/synth.hpp"
 #include "traces/writer.hpp"
 
 namespace lina::cli {
@@ -175,6 +178,120 @@ int trace_counts(const std::vector<std::string>& args) {
   return 0;
 }
 
+int trace_synth(const std::vector<std::string>& args) {
+  SynthParams d;
+  po::options_description opts("options");
+  opts.add_options()("output,o", po::value<std::string>()->required(), "trace to write (.jsonl: JSON lines)")(
+      "experts", po::value<int>()->default_value(d.experts), "experts per MoE layer")(
+      "top-k", po::value<int>()->default_value(d.top_k), "choices per token")(
+      "layers", po::value<int>()->default_value(d.layers), "MoE layers")(
+      "batches", po::value<uint64_t>()->default_value(d.batches), "batches")(
+      "tokens", po::value<int>()->default_value(d.tokens), "tokens per batch")(
+      "zipf", po::value<double>()->default_value(d.zipf), "popularity skew: Zipf exponent over each layer's ranking")(
+      "rho", po::value<double>()->default_value(d.rho), "inter-layer correlation: probability to follow the group")(
+      "seed", po::value<uint64_t>()->default_value(d.seed), "seed (same seed: byte-identical file)")(
+      "weights", "store random descending gate weights")("model", po::value<std::string>()->default_value(d.model),
+                                                         "header: model name");
+  po::positional_options_description pos;
+  auto p = parse(args, opts, pos, "usage: lina trace synth -o OUT [options]");
+  if (p.help) return 0;
+  SynthParams s;
+  s.experts = p.vm["experts"].as<int>();
+  s.top_k = p.vm["top-k"].as<int>();
+  s.layers = p.vm["layers"].as<int>();
+  s.batches = p.vm["batches"].as<uint64_t>();
+  s.tokens = p.vm["tokens"].as<int>();
+  s.zipf = p.vm["zipf"].as<double>();
+  s.rho = p.vm["rho"].as<double>();
+  s.seed = p.vm["seed"].as<uint64_t>();
+  s.weights = p.vm.count("weights") > 0;
+  s.model = p.vm["model"].as<std::string>();
+  const std::string out = p.vm["output"].as<std::string>();
+  const uint64_t tokens = write_synth(out, s);
+  std::cout << fmt::format("{}: {} batches, {} tokens\n", out, s.batches, tokens);
+  return 0;
+}
+
+int trace_fit(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  opts.add_options()("file", po::value<std::string>()->required(), "trace to match")("json", "print JSON")(
+      "exclude-layer", po::value<std::vector<int>>()->composing(), "leave out this model layer id (repeatable)")(
+      "batches", po::value<std::string>()->default_value("all"), "which batches: all, prefill or decode");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  auto p = parse(args, opts, pos, "usage: lina trace fit FILE [--json] [--exclude-layer L]...");
+  if (p.help) return 0;
+  StatsOptions o;
+  if (p.vm.count("exclude-layer")) o.exclude_layers = p.vm["exclude-layer"].as<std::vector<int>>();
+  const std::string b = p.vm["batches"].as<std::string>();
+  o.batches = b == "prefill" ? BatchFilter::kPrefill : b == "decode" ? BatchFilter::kDecode : BatchFilter::kAll;
+  if (b != "all" && b != "prefill" && b != "decode") {
+    throw InputError(fmt::format("--batches: expected all, prefill or decode, got '{}'", b));
+  }
+  const TraceStats s = compute_stats(p.vm["file"].as<std::string>(), o);
+  const FitResult f = fit_synth(s);
+  if (p.vm.count("json")) {
+    nlohmann::ordered_json j;
+    j["params"] = f.params.to_json();
+    j["mode"] = f.mode;
+    j["target_skew_max_over_mean"] = f.target_skew;
+    j["fitted_skew_max_over_mean"] = f.fitted_skew;
+    j["target_same_path_mean"] = std::isfinite(f.target_same_path) ? nlohmann::ordered_json(f.target_same_path)
+                                                                   : nlohmann::ordered_json(nullptr);
+    j["fitted_same_path_mean"] = std::isfinite(f.fitted_same_path) ? nlohmann::ordered_json(f.fitted_same_path)
+                                                                   : nlohmann::ordered_json(nullptr);
+    j["command"] = f.params.command_line() + " -o OUT";
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << fmt::format("zipf {:.4f}: skew max/mean {:.3f} (trace {:.3f})\n", f.params.zipf, f.fitted_skew,
+                             f.target_skew);
+    std::cout << fmt::format("rho  {:.4f}: same path ({}) {:.3f} (trace {:.3f})\n", f.params.rho, f.mode,
+                             f.fitted_same_path, f.target_same_path);
+    std::cout << f.params.command_line() << " -o OUT\n";
+  }
+  return 0;
+}
+
+int trace_split(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  opts.add_options()("file", po::value<std::string>()->required(), "trace to split")(
+      "profile-out", po::value<std::string>()->required(), "profiling part")(
+      "eval-out", po::value<std::string>()->required(), "evaluation part")(
+      "profile-fraction", po::value<double>()->default_value(0.5), "share of the batches used for profiling")(
+      "shuffle", "choose the profiling batches at random (default: the first ones)")(
+      "seed", po::value<uint64_t>()->default_value(1), "seed of --shuffle");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  auto p = parse(args, opts, pos, "usage: lina trace split FILE --profile-out A --eval-out B [options]");
+  if (p.help) return 0;
+  const auto [a, b] = split_trace(p.vm["file"].as<std::string>(), p.vm["profile-out"].as<std::string>(),
+                                  p.vm["eval-out"].as<std::string>(), p.vm["profile-fraction"].as<double>(),
+                                  p.vm.count("shuffle") > 0, p.vm["seed"].as<uint64_t>());
+  std::cout << fmt::format("{}: {} batches, {}: {} batches\n", p.vm["profile-out"].as<std::string>(), a,
+                           p.vm["eval-out"].as<std::string>(), b);
+  return 0;
+}
+
+int trace_estimate(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  opts.add_options()("profile", po::value<std::string>()->required(), "trace the lookup tables are built from")(
+      "eval", po::value<std::string>()->required(), "trace the estimate is evaluated on")(
+      "path-length", po::value<std::vector<int>>()->composing(), "path length L (repeatable; default 1, 3 and 6)")(
+      "json", "print JSON");
+  po::positional_options_description pos;
+  auto p = parse(args, opts, pos, "usage: lina trace estimate --profile FILE --eval FILE [--path-length L]...");
+  if (p.help) return 0;
+  std::vector<int> ls = {1, 3, 6};
+  if (p.vm.count("path-length")) ls = p.vm["path-length"].as<std::vector<int>>();
+  const auto r = evaluate_estimator(p.vm["profile"].as<std::string>(), p.vm["eval"].as<std::string>(), ls);
+  if (p.vm.count("json")) {
+    std::cout << estimate_to_json(r).dump(2) << "\n";
+  } else {
+    std::cout << estimate_to_text(r);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int cmd_trace(const std::vector<std::string>& args) {
@@ -188,6 +305,10 @@ int cmd_trace(const std::vector<std::string>& args) {
   if (sub == "stats") return trace_stats(rest);
   if (sub == "convert") return trace_convert(rest);
   if (sub == "counts") return trace_counts(rest);
+  if (sub == "synth") return trace_synth(rest);
+  if (sub == "fit") return trace_fit(rest);
+  if (sub == "split") return trace_split(rest);
+  if (sub == "estimate") return trace_estimate(rest);
   std::fprintf(stderr, "lina trace: unknown subcommand '%s'\n%s", sub.c_str(), kUsage);
   return kInputErrorExit;
 }
