@@ -113,6 +113,16 @@ std::string routing_problem(const TraceHeader& h, const BatchRouting& b, size_t&
     const size_t entries = n / k;
     for (size_t t = 0; t < entries; ++t) {
       const uint16_t* c = e + t * k;
+      if (k == 2 && c[0] != c[1] && c[0] != kNoExpert && c[1] != kNoExpert) continue;
+      // Fast path: distinct low 6 bits prove the ids distinct (and none is kNoExpert only if all are recorded,
+      // checked below); any collision falls back to the exact pairwise check.
+      uint64_t mask = 0;
+      bool any_missing = false;
+      for (size_t s = 0; s < k; ++s) {
+        mask |= uint64_t(1) << (c[s] & 63);
+        any_missing |= c[s] == kNoExpert;
+      }
+      if (!any_missing && size_t(std::popcount(mask)) == k) continue;
       const bool missing = c[0] == kNoExpert;
       for (size_t s = 1; s < k; ++s) {
         if ((c[s] == kNoExpert) != missing) {
@@ -129,7 +139,15 @@ std::string routing_problem(const TraceHeader& h, const BatchRouting& b, size_t&
       }
     }
   }
+  // A float is not finite when its exponent bits are all ones; OR-ing that test over the array vectorises.
+  const float* w = b.weights.data();
+  bool bad = false;
   for (size_t i = 0; i < b.weights.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, w + i, 4);
+    bad |= (bits & 0x7f800000u) == 0x7f800000u;
+  }
+  for (size_t i = 0; bad && i < b.weights.size(); ++i) {
     if (!std::isfinite(b.weights[i])) {
       entry = i;
       weight = true;
