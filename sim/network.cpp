@@ -42,6 +42,8 @@ Network::Network(Engine& engine, const Topology& topology) : engine_(engine), to
   cap_left_.assign(L, 0);
   weight_left_.assign(L, 0);
   observed_rate_.assign(L, 0);
+  seg_begin_.assign(L, 0);
+  seg_end_.assign(L, 0);
 }
 
 Network::FlowId Network::alloc_flow() {
@@ -282,42 +284,56 @@ void Network::recompute() {
 
 void Network::solve_component(std::span<const LinkId> links) {
   ++stats_.components;
-  // Pass 1: drop finished flows from the lists, reset capacities, find the classes present, and accumulate the
-  // weights per link (valid as is when only one class is present).
+  // Pass 1: drop finished flows from the lists, reset capacities, find the classes present.
   uint64_t classes = 0;
+  bool sorted = true;
   for (LinkId l : links) {
     auto& v = on_link_[l];
     size_t w = 0;
-    double sum = 0;
+    int prev = 0;
     for (FlowId f : v) {
       if (state_[f] != kDraining) continue;
       v[w++] = f;
-      sum += weight_[f];
       classes |= uint64_t{1} << cls_[f];
+      sorted = sorted && cls_[f] >= prev;
+      prev = cls_[f];
     }
     v.resize(w);
     cap_left_[l] = cap_[l];
-    weight_left_[l] = sum;
-    unfrozen_[l] = static_cast<uint32_t>(w);
+    seg_begin_[l] = 0;
+  }
+  const bool one_class = (classes & (classes - 1)) == 0;
+  if (!one_class && !sorted) {
+    // Keep each link's list grouped by class (stable, so the order within a class is the arrival order): each class
+    // then fills over its own contiguous segment instead of skipping the other classes' flows.
+    for (LinkId l : links) {
+      auto& v = on_link_[l];
+      if (std::is_sorted(v.begin(), v.end(), [&](FlowId a, FlowId b) { return cls_[a] < cls_[b]; })) continue;
+      class_scratch_.clear();
+      for (uint64_t m = classes; m; m &= m - 1) {
+        const int c = std::countr_zero(m);
+        for (FlowId f : v) {
+          if (cls_[f] == c) class_scratch_.push_back(f);
+        }
+      }
+      std::copy(class_scratch_.begin(), class_scratch_.end(), v.begin());
+    }
   }
   ++fill_counter_;
   alloc_.clear();
-  const bool one_class = (classes & (classes - 1)) == 0;
   while (classes) {
     const int c = std::countr_zero(classes);
     classes &= classes - 1;
-    if (!one_class) {
-      for (LinkId l : links) {
-        double sum = 0;
-        uint32_t n = 0;
-        for (FlowId f : on_link_[l]) {
-          if (cls_[f] != c) continue;
-          sum += weight_[f];
-          ++n;
-        }
-        weight_left_[l] = sum;
-        unfrozen_[l] = n;
-      }
+    // This class's segment of every list, its weight and flow count.
+    for (LinkId l : links) {
+      const auto& v = on_link_[l];
+      uint32_t b = seg_begin_[l], e = b;
+      double sum = 0;
+      while (e < v.size() && cls_[v[e]] == c) sum += weight_[v[e++]];
+      seg_begin_[l] = b;
+      seg_end_[l] = e;
+      weight_left_[l] = sum;
+      unfrozen_[l] = e - b;
     }
     // Progressive filling with a lazy min-heap of fair share per unit weight. A link's share only grows when flows
     // frozen elsewhere leave it (they got at most its share), so a popped entry whose share grew is pushed back.
@@ -337,8 +353,10 @@ void Network::solve_component(std::span<const LinkId> links) {
         std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
         continue;
       }
-      for (FlowId f : on_link_[l]) {
-        if (cls_[f] != c || mark_[f] == fill_counter_) continue;
+      const FlowId* seg = on_link_[l].data();
+      for (uint32_t k = seg_begin_[l], e = seg_end_[l]; k < e; ++k) {
+        const FlowId f = seg[k];
+        if (mark_[f] == fill_counter_) continue;
         mark_[f] = fill_counter_;
         const double w = weight_[f];
         const double r = w * share;
@@ -353,6 +371,7 @@ void Network::solve_component(std::span<const LinkId> links) {
       }
       cap_left_[l] = 0;  // saturated by this class: nothing is left for lower classes (no rounding residue)
     }
+    for (LinkId l : links) seg_begin_[l] = seg_end_[l];
   }
   // Apply the new rates. A flow whose rate is unchanged keeps its completion time (no drift, no rescheduling).
   const uint32_t epoch = ++epoch_counter_ == 0 ? ++epoch_counter_ : epoch_counter_;

@@ -125,7 +125,7 @@ class Network {
 
   // Links, by LinkId.
   std::vector<std::vector<FlowId>> on_link_;  // draining flows (and, until the next recompute, finished ones)
-  std::vector<uint32_t> live_, visit_, unfrozen_;
+  std::vector<uint32_t> live_, visit_, unfrozen_, seg_begin_, seg_end_;
   std::vector<uint8_t> dirty_flag_;
   std::vector<double> cap_, cap_left_, weight_left_, observed_rate_;
   std::vector<LinkId> dirty_;
@@ -146,7 +146,7 @@ class Network {
   std::vector<LinkId> comp_links_;
   std::vector<std::pair<FlowId, double>> alloc_;
   std::vector<std::pair<double, LinkId>> heap_;
-  std::vector<FlowId> batch_scratch_;
+  std::vector<FlowId> batch_scratch_, class_scratch_;
 };
 
 }  // namespace lina::sim
