@@ -3,7 +3,7 @@
 # is that benchmark's) and prints one table: wall and CPU time per iteration, events/s and flows/s (per CPU second,
 # Google Benchmark's rate counters), peak RSS. On a shared machine wall time includes waiting for a core.
 #
-# usage: bench/run.sh [FILTER_REGEX]        (env: BUILD_DIR=build-bench, JOBS=2)
+# usage: bench/run.sh [REGEX]  (matched against PROGRAM/BENCHMARK; env: BUILD_DIR=build-bench, JOBS=2)
 # Counters a benchmark does not report (events_per_s, flows_per_s) are shown as "-". Peak RSS comes from
 # /usr/bin/time when it exists, else from the benchmark's own peak_rss_mb counter.
 set -euo pipefail
@@ -35,7 +35,7 @@ for p in "${progs[@]}"; do
   exe="$BUILD_DIR/bench/$p"
   while IFS= read -r name; do
     [ -n "$name" ] || continue
-    [[ "$name" =~ $FILTER ]] || continue
+    [[ "$p/$name" =~ $FILTER ]] || continue
     n=$((n + 1))
     out="$results/$n.json"
     esc=${name//./\\.}  # benchmark names hold letters, digits, _ / : and at most dots
