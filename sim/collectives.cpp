@@ -34,13 +34,54 @@ struct Collectives::Instance {
   std::vector<std::pair<int, double>> sends;  // scratch
 
   int at(int n, int l) const { return by_nl[static_cast<size_t>(n) * G + l]; }
+  bool node_aware() const { return !by_nl.empty(); }
+
+  // Double binary tree as NCCL builds it: the GPUs of a node form a chain (local rank l's parent is l-1) and the
+  // node heads (local rank 0) form two complementary binary trees over nodes (the second over the mirrored node
+  // order, so that a node is a leaf in at most one of them). Without a uniform node structure the trees are built
+  // over rank order. Returns -1 for a root.
+  int tree_parent(int t, int r) const {
+    int pos, n = 0, count;
+    if (node_aware()) {
+      const int l = local_idx[r];
+      if (l > 0) return at(node_idx[r], l - 1);
+      n = node_idx[r];
+      count = N;
+    } else {
+      n = r;
+      count = P;
+    }
+    pos = t == 0 ? n : count - 1 - n;
+    if (pos == 0) return -1;
+    const int pp = (pos - 1) / 2, pn = t == 0 ? pp : count - 1 - pp;
+    return node_aware() ? at(pn, 0) : pn;
+  }
+  template <typename Fn>
+  void tree_children(int t, int r, Fn&& fn) const {
+    int n, count;
+    if (node_aware()) {
+      const int l = local_idx[r];
+      if (l + 1 < G) fn(at(node_idx[r], l + 1));
+      if (l > 0) return;
+      n = node_idx[r];
+      count = N;
+    } else {
+      n = r;
+      count = P;
+    }
+    const int pos = t == 0 ? n : count - 1 - n;
+    for (int c = 2 * pos + 1; c <= 2 * pos + 2 && c < count; ++c) {
+      const int cn = t == 0 ? c : count - 1 - c;
+      fn(node_aware() ? at(cn, 0) : cn);
+    }
+  }
   int ring_next(int r) const { return (r + 1) % P; }
 
   // Sends of rank r in step s, as (destination rank index, bytes); zero-byte sends are left out.
   void step_sends(int r, int s, std::vector<std::pair<int, double>>& out) const {
     out.clear();
     auto add = [&](int d, double b) {
-      if (b > 0 && d != r) out.emplace_back(d, b);
+      if (b > 0 && d >= 0 && d != r) out.emplace_back(d, b);
     };
     switch (op) {
       case Op::kAllToAll:
@@ -72,12 +113,10 @@ struct Collectives::Instance {
           add(ring_next(r), M / P);
         } else if (algo == Algo::kTree) {
           for (int t = 0; t < 2; ++t) {
-            int pos = t == 0 ? r : P - 1 - r;
-            auto rank_at = [&](int p) { return t == 0 ? p : P - 1 - p; };
             if (s == 0) {
-              if (pos > 0) add(rank_at((pos - 1) / 2), M / 2);
+              add(tree_parent(t, r), M / 2);
             } else {
-              for (int c = 2 * pos + 1; c <= 2 * pos + 2 && c < P; ++c) add(rank_at(c), M / 2);
+              tree_children(t, r, [&](int c) { add(c, M / 2); });
             }
           }
         } else {  // hierarchical: intra reduce-scatter, inter allreduce, intra all-gather

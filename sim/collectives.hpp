@@ -17,8 +17,9 @@
 //                                 the group to hold the same number of ranks.
 //   allreduce ring:               2(P-1) steps of M/P to the ring successor: 2(P-1) (alpha + L + (M/P)/B).
 //   allreduce tree:               NCCL's double binary tree, pipelined: M/2 per tree; step 1 every rank sends its
-//                                 half to its parent in each tree, step 2 every rank forwards to its children. Two
-//                                 complementary trees (mirrored ranks), so a rank is a leaf in at most one.
+//                                 half to its parent in each tree, step 2 every rank forwards to its children. GPUs
+//                                 of a node form a chain; the node heads form two complementary binary trees over
+//                                 nodes (mirrored order), so a node is a leaf in at most one.
 //   allreduce hierarchical:       intra-node ring reduce-scatter (M/G chunks), inter-node ring allreduce of M/G among
 //                                 GPUs of equal local rank, intra-node ring all-gather.
 //   reduce-scatter, all-gather:   ring, P-1 steps of M/P.

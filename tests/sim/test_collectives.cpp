@@ -215,6 +215,19 @@ TEST(Collectives, ReduceScatterAllGatherTreeAndHierarchical) {
     expect_time(latest(done), 2 * (4e-6 + M / kNic));
   }
   {
+    // Node-aware tree on 2 nodes x 2 GPUs: local rank 1 chains to local rank 0 (two M/2 flows over NVSwitch, fast);
+    // the heads form tree A (node 0 root) and tree B (node 1 root), so in the reduce step head 0 sends M/2 to head 2
+    // and head 2 sends M/2 to head 0, each alone on its NIC: L + (M/2)/B. The broadcast step mirrors it.
+    Harness h(cluster(2, 2, Time::zero()));
+    std::vector<Time> done;
+    h.coll.launch_all(h.coll.allreduce(iota(4), M, Collectives::Algo::kTree, 0, h.recorder(done)));
+    h.engine.run();
+    // The heads finish after their broadcast sends: 2 (L + (M/2)/B); local ranks 1 also wait for the chain copies
+    // from their head, 2 us + M / B_intra (two M/2 flows sharing the NVSwitch link) after the heads' step starts.
+    expect_time(done[0], 2 * (4e-6 + (M / 2) / kNic));
+    expect_time(done[1], 4e-6 + (M / 2) / kNic + 2e-6 + M / kIntra);
+  }
+  {
     // Hierarchical allreduce on 2 nodes x 2 GPUs: intra reduce-scatter (1 step of M/2 over NVSwitch), inter ring
     // allreduce of M/2 between the 2 nodes (2 steps of M/4 over the NICs), intra all-gather (1 step of M/2).
     Harness h(cluster(2, 2, Time::zero()));
