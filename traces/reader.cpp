@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "sched/error.hpp"
 
@@ -77,7 +78,15 @@ class BinaryReader final : public TraceReader::Impl {
       throw;
     }
   }
-  ~BinaryReader() override { ::close(fd_); }
+  // An in-memory file (tests, embedded traces): the same checks without any file system access.
+  BinaryReader(const std::string& name, std::shared_ptr<const std::string> bytes) : mem_(std::move(bytes)) {
+    path = name;
+    size_ = mem_->size();
+    open_header();
+  }
+  ~BinaryReader() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
 
   bool binary() const override { return true; }
 
@@ -107,6 +116,7 @@ class BinaryReader final : public TraceReader::Impl {
 
  private:
   int fd_ = -1;
+  std::shared_ptr<const std::string> mem_;
   uint64_t size_ = 0;
   uint64_t data_start_ = 0;
   uint64_t pos_ = 0;
@@ -136,6 +146,11 @@ class BinaryReader final : public TraceReader::Impl {
     raw_read(off, d, n);
   }
   size_t raw_read(uint64_t off, unsigned char* d, size_t n) {
+    if (mem_) {
+      if (off > size_ || n > size_ - off) fail_at(path, size_, "unexpected end of file");
+      std::memcpy(d, mem_->data() + off, n);
+      return n;
+    }
     size_t done = 0;
     while (done < n) {
       const ssize_t r = ::pread(fd_, d + done, n - done, off_t(off + done));
@@ -399,9 +414,15 @@ class BinaryReader final : public TraceReader::Impl {
 // JSON-lines form: line 1 (after blank and '#' lines) is the header object, every further line one batch.
 class JsonlReader final : public TraceReader::Impl {
  public:
-  explicit JsonlReader(const std::string& p) : in_(p, std::ios::binary) {
+  explicit JsonlReader(const std::string& p, std::shared_ptr<const std::string> bytes = nullptr)
+      : mem_(std::move(bytes)) {
     path = p;
-    if (!in_) throw InputError(format_location(p, "", fmt::format("cannot open: {}", std::strerror(errno))));
+    if (mem_) {
+      in_ = std::make_unique<std::istringstream>(*mem_);
+    } else {
+      in_ = std::make_unique<std::ifstream>(p, std::ios::binary);
+    }
+    if (!*in_) throw InputError(format_location(p, "", fmt::format("cannot open: {}", std::strerror(errno))));
     nlohmann::json j;
     if (!next_line(j)) fail_line(path, line_, "empty file: expected a JSON-lines header");
     if (!j.is_object()) fail_line(path, line_, "header: expected a JSON object");
@@ -411,7 +432,7 @@ class JsonlReader final : public TraceReader::Impl {
     has_batches_ = j.contains("batches");
     has_tokens_ = j.contains("tokens");
     h = header_from_json(j, path, fmt::format("line {}", line_));
-    data_pos_ = in_.tellg();
+    data_pos_ = in_->tellg();
     data_line_ = line_;
   }
 
@@ -442,14 +463,14 @@ class JsonlReader final : public TraceReader::Impl {
     return true;
   }
   void rewind() override {
-    in_.clear();
-    in_.seekg(data_pos_);
+    in_->clear();
+    in_->seekg(data_pos_);
     line_ = data_line_;
     count_ = 0;
     tokens_ = 0;
   }
   void read(uint64_t i, BatchRouting& out) override {
-    JsonlReader other(path);
+    JsonlReader other(path, mem_);
     for (uint64_t k = 0; k <= i; ++k) {
       if (!other.next(out)) {
         throw InputError(format_location(path, "", fmt::format("batch {} does not exist ({} batches)", i, k)));
@@ -457,7 +478,7 @@ class JsonlReader final : public TraceReader::Impl {
     }
   }
   void read_counts(uint64_t i, LayerCounts& out) override {
-    JsonlReader other(path);
+    JsonlReader other(path, mem_);
     for (uint64_t k = 0; k <= i; ++k) {
       if (!other.next_counts(out)) {
         throw InputError(format_location(path, "", fmt::format("batch {} does not exist ({} batches)", i, k)));
@@ -466,7 +487,8 @@ class JsonlReader final : public TraceReader::Impl {
   }
 
  private:
-  std::ifstream in_;
+  std::shared_ptr<const std::string> mem_;
+  std::unique_ptr<std::istream> in_;
   uint64_t line_ = 0;
   std::streampos data_pos_{};
   uint64_t data_line_ = 0;
@@ -478,7 +500,7 @@ class JsonlReader final : public TraceReader::Impl {
 
   bool next_line(nlohmann::json& j) {
     std::string s;
-    while (std::getline(in_, s)) {
+    while (std::getline(*in_, s)) {
       ++line_;
       if (!s.empty() && s.back() == '\r') s.pop_back();
       const auto first = s.find_first_not_of(" \t");
@@ -653,6 +675,18 @@ TraceReader::TraceReader(const std::string& path) {
   } else {
     impl_ = std::make_unique<BinaryReader>(path);  // reports a wrong magic at its first differing byte
   }
+}
+TraceReader TraceReader::from_bytes(const std::string& name, std::string bytes) {
+  auto mem = std::make_shared<const std::string>(std::move(bytes));
+  TraceReader r;
+  const size_t first = mem->find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) throw InputError(format_location(name, "", "empty file: not a lina trace"));
+  if ((*mem)[first] == '{' || (*mem)[first] == '#') {
+    r.impl_ = std::make_unique<JsonlReader>(name, mem);
+  } else {
+    r.impl_ = std::make_unique<BinaryReader>(name, mem);
+  }
+  return r;
 }
 TraceReader::~TraceReader() = default;
 TraceReader::TraceReader(TraceReader&&) noexcept = default;

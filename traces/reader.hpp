@@ -19,6 +19,8 @@ class TraceReader {
   // Opens FILE and reads its header. The form is detected from the first byte (0x89: binary; '{' or '#': JSON
   // lines).
   explicit TraceReader(const std::string& path);
+  // A trace held in memory; `name` stands for the file in error messages.
+  static TraceReader from_bytes(const std::string& name, std::string bytes);
   ~TraceReader();
   TraceReader(TraceReader&&) noexcept;
   TraceReader& operator=(TraceReader&&) noexcept;
@@ -43,6 +45,7 @@ class TraceReader {
   struct Impl;
 
  private:
+  TraceReader() = default;
   std::unique_ptr<Impl> impl_;
 };
 
