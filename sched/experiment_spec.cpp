@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "sched/cluster_spec.hpp"
 #include "sched/error.hpp"
@@ -41,6 +43,8 @@ std::string declared_form(const std::vector<std::string>& parts) {
     if (!out.empty()) out += '.';
     out += p;
   }
+  // GPU fields are declared once as gpu.*, whether the GPU sits in a cluster or stands alone.
+  if (out.rfind("cluster.gpu.", 0) == 0) out = out.substr(std::string("cluster.").size());
   return out;
 }
 
@@ -241,7 +245,23 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
   if (!policies.is_array() || policies.empty()) r.fail("policies", "expected a non-empty list of policy objects");
   const json& sweep = r.raw("sweep");
   if (!sweep.is_object()) r.fail("sweep", "expected an object of parameter path -> list of values");
+  // nlohmann::json sorts object keys; the sweep's order matters (first path varies slowest), so read the keys'
+  // order from an order-preserving parse of the same file.
+  std::vector<std::string> sweep_order;
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto ordered = nlohmann::ordered_json::parse(ss.str(), nullptr, false);
+    if (!ordered.is_discarded() && ordered.contains("sweep") && ordered["sweep"].is_object()) {
+      for (const auto& [k, v] : ordered["sweep"].items()) sweep_order.push_back(k);
+    }
+  }
   for (const auto& [k, v] : sweep.items()) {
+    if (std::find(sweep_order.begin(), sweep_order.end(), k) == sweep_order.end()) sweep_order.push_back(k);
+  }
+  for (const auto& k : sweep_order) {
+    const json& v = sweep.at(k);
     std::string ptr = "/sweep/" + pointer_escape(k);
     if (!v.is_array() || v.empty()) {
       throw InputError(format_location(path, ptr, "expected a non-empty list of values"));

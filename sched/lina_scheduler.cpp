@@ -12,6 +12,7 @@ void LinaTrainingScheduler::attach(const Plan& plan, Launcher& launcher) {
     auto& left = devices_[static_cast<size_t>(t.rank)].a2a_left;
     if (left.size() <= static_cast<size_t>(t.step)) left.resize(static_cast<size_t>(t.step) + 1, 0);
     ++left[static_cast<size_t>(t.step)];
+    if (t.phase == Phase::kBackward) ++bwd_a2a_count_[{t.rank, t.step, t.layer}];
   }
 }
 
@@ -40,7 +41,12 @@ void LinaTrainingScheduler::on_comm_ready(int task, Time) {
 void LinaTrainingScheduler::on_task_start(int task, Time) {
   const Task& t = plan_->tasks[static_cast<size_t>(task)];
   Device& d = devices_[static_cast<size_t>(t.rank)];
-  if (t.role == Role::kPreAllToAll) d.in_moe_backward = true;
+  // The hold lasts until every backward all-to-all of this layer (all pipelined chunks) is done: counting them
+  // avoids releasing in the instant between one chunk's end and the next chunk's launch.
+  if (t.role == Role::kPreAllToAll) {
+    auto it = bwd_a2a_count_.find({t.rank, t.step, t.layer});
+    d.moe_bwd_left = it == bwd_a2a_count_.end() ? 0 : it->second;
+  }
 }
 
 void LinaTrainingScheduler::on_task_finish(int task, Time) {
@@ -52,11 +58,8 @@ void LinaTrainingScheduler::on_task_finish(int task, Time) {
     if (t.phase == Phase::kBackward) {
       // The backward pair is combine (first) then dispatch (second); the window between them is the expert compute.
       if (t.role == Role::kCombine) d.in_expert_window = true;
-      if (t.role == Role::kDispatch) {
-        d.in_expert_window = false;
-        // The layer's last backward all-to-all (last chunk when pipelined) ends the MoE backward hold.
-        if (d.a2a_active == 0) d.in_moe_backward = false;
-      }
+      if (t.role == Role::kDispatch) d.in_expert_window = false;
+      if (d.moe_bwd_left > 0) --d.moe_bwd_left;
     }
   }
   release(t.rank);
@@ -69,7 +72,7 @@ void LinaTrainingScheduler::release(int rank) {
     int step = plan_->tasks[static_cast<size_t>(task)].step;
     // Once the step's last all-to-all on this device is done there is nothing left to protect.
     bool done = static_cast<size_t>(step) >= d.a2a_left.size() || d.a2a_left[static_cast<size_t>(step)] == 0;
-    bool allowed = done || (fixed_ ? d.in_expert_window : (d.a2a_active == 0 && !d.in_moe_backward));
+    bool allowed = done || (fixed_ ? d.in_expert_window : (d.a2a_active == 0 && d.moe_bwd_left == 0));
     if (!allowed) return;
     d.held.pop_front();
     launcher_->launch(task);

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <deque>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "sched/runtime_scheduler.hpp"
@@ -26,7 +28,7 @@ class LinaTrainingScheduler : public RuntimeScheduler {
  private:
   struct Device {
     int a2a_active = 0;             // all-to-all tasks ready (waiting) or running
-    bool in_moe_backward = false;   // from the combine computation's start to the layer's last all-to-all
+    int moe_bwd_left = 0;           // backward all-to-alls of the current MoE layer not finished (hold while > 0)
     bool in_expert_window = false;  // lina-fixed: between the two backward all-to-alls
     std::deque<int> held;           // allreduce tasks ready but not launched (FIFO: gradient order)
     std::vector<int> a2a_left;      // per step: all-to-all tasks not finished yet (0: nothing left to protect)
@@ -38,6 +40,8 @@ class LinaTrainingScheduler : public RuntimeScheduler {
   const Plan* plan_ = nullptr;
   Launcher* launcher_ = nullptr;
   std::vector<Device> devices_;
+  // Backward all-to-all tasks per (rank, step, layer), counted once from the plan.
+  std::map<std::tuple<int, int, int>, int> bwd_a2a_count_;
   bool fixed_;
 };
 

@@ -84,10 +84,10 @@ TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int k, int 
   l.pipeline_degree = std::max(1, pipeline_degree);
   if (m.experts <= 0) throw InputError("training needs an MoE model (model.experts > 0)");
   if (k <= 0) {
-    // The smallest packing that places every expert: one expert per device when there are at least as many
-    // devices as experts, else E / N experts per device.
-    k = m.experts >= l.ranks ? m.experts / l.ranks : 1;
-    k = std::max(k, 1);
+    // The smallest packing that places every expert: k experts per GPU such that E/k (the expert-parallel group)
+    // divides the GPU count. Falls through to the error below when none exists.
+    k = 1;
+    while (k < m.experts && (m.experts % k != 0 || l.ranks % (m.experts / k) != 0)) ++k;
   }
   l.experts_per_device = k;
   if (m.experts % k != 0 || l.ranks % (m.experts / k) != 0) {

@@ -65,8 +65,8 @@ struct TrainingPlanInput {
 
 Plan build_training_plan(const TrainingPlanInput& in);
 
-// Bytes a rank sends in one all-to-all of a MoE layer with balanced routing: tokens * top_k * d * dtype bytes,
-// less the share that stays on the rank itself (it is a local copy).
+// Volume of one rank's all-to-all buffer in a MoE layer: tokens * top_k * d * dtype bytes. The share for the rank's
+// own experts (1/G of it with balanced routing over a group of G) stays local and is not sent.
 double balanced_a2a_bytes_per_rank(const ModelSpec& m, const WorkloadSpec& w);
 
 }  // namespace lina

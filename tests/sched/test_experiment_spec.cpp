@@ -102,12 +102,8 @@ TEST_F(ExperimentSpecTest, SetOverridesReachIntoPresets) {
   EXPECT_DOUBLE_EQ(load_point(e0, e0.point_document(e0.points()[0])).cluster.nic.bytes_per_s, 12.5e9);
 }
 
-// BUG (sched/experiment_spec.cpp:139-150, apply_override): "cluster.gpu.memory" is rejected as "unknown parameter
-// 'cluster.gpu.memory'" because the GPU fields are declared as "gpu.*" (sched/cluster_spec.cpp:34-42) and
-// declared_form() keeps the "cluster." prefix; the branch at experiment_spec.cpp:168 that inlines a "gpu" preset so
-// that overrides can reach into it is therefore unreachable, and no GPU field can be overridden or swept. Expected:
-// memory 80e9 bytes; actual: InputError.
-TEST_F(ExperimentSpecTest, DISABLED_OverrideIntoGpuPresetInsideClusterPreset) {
+// "cluster.gpu.memory" reaches into the GPU preset named by the cluster preset (GPU fields are declared as gpu.*).
+TEST_F(ExperimentSpecTest, OverrideIntoGpuPresetInsideClusterPreset) {
   ExperimentSpec e = load_experiment(write_spec(), {parse_override("cluster.gpu.memory=80GB")});
   PointSpec p = load_point(e, e.point_document(e.points()[0]));
   EXPECT_DOUBLE_EQ(p.cluster.gpu.memory_bytes, 80e9);
@@ -187,12 +183,8 @@ TEST_F(ExperimentSpecTest, SweepIsCartesianProductFirstPathSlowest) {
   EXPECT_EQ(e.document["cluster"]["nic"]["bandwidth"], "100Gbps");
 }
 
-// BUG (sched/experiment_spec.cpp load_experiment, `for (const auto& [k, v] : sweep.items())`): the spec is parsed into
-// nlohmann::json, whose objects are std::map (sorted keys), so the sweep paths come out in alphabetical order, not
-// in spec order as experiment_spec.hpp ("path -> values, in spec order") and the "sweep" parameter documentation
-// ("first path varying slowest") promise. With {"model.experts": [...], "cluster.nic.bandwidth": [...]} the
-// cluster path varies slowest.
-TEST_F(ExperimentSpecTest, DISABLED_SweepKeepsSpecOrderOfPaths) {
+// Sweep paths keep the spec's order (first path varying slowest), although nlohmann::json objects sort their keys.
+TEST_F(ExperimentSpecTest, SweepKeepsSpecOrderOfPaths) {
   std::string f = write_text(R"({"name": "t", "mode": "training", "cluster": "lina-testbed",
     "model": {"base": "transformer-xl", "layers": 2}, "policies": [{"name": "deepspeed"}],
     "sweep": {"model.experts": [4, 8], "cluster.nic.bandwidth": ["100Gbps", "200Gbps"]}})",
