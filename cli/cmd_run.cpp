@@ -80,10 +80,10 @@ int cmd_run(const std::vector<std::string>& args) {
   Options o;
   po::options_description opts("lina run SPEC [options]");
   opts.add_options()("help,h", "show this help")("set,s", po::value(&o.sets)->composing(),
-                                                  "override a parameter: PATH=VALUE (repeatable; see 'lina params')")(
+                                                 "override a parameter: PATH=VALUE (repeatable; see 'lina params')")(
       "output,o", po::value(&o.out), "output folder (default: the spec's \"output\", else results/<name>)")(
-      "jobs,j", po::value(&o.jobs)->default_value(1), "sweep points run in parallel")(
-      "no-plot", "do not draw plots")("spec", po::value(&o.spec), "experiment spec (JSON)");
+      "jobs,j", po::value(&o.jobs)->default_value(1), "sweep points run in parallel")("no-plot", "do not draw plots")(
+      "spec", po::value(&o.spec), "experiment spec (JSON)");
   po::positional_options_description pos;
   pos.add("spec", 1);
   po::variables_map vm;
@@ -159,15 +159,19 @@ int cmd_run(const std::vector<std::string>& args) {
                         {"seed", e.seed},
                         {"points", nlohmann::json::array()}};
   for (const auto& r : results) doc["points"].push_back(point_to_json(r));
+  auto refs = compare_references(e.document.value("reference", nlohmann::json::array()), results);
+  if (!refs.empty()) doc["references"] = references_json(refs);
   write_file_atomic((fs::path(out) / "results.json").string(), doc.dump(2) + "\n");
   write_file_atomic((fs::path(out) / "results.csv").string(), results_csv(results));
 
-  std::string table = fmt::format("{} ({} mode, {} point{})\n", e.name, e.mode, points.size(),
-                                  points.size() == 1 ? "" : "s");
+  std::string table =
+      fmt::format("{} ({} mode, {} point{})\n", e.name, e.mode, points.size(), points.size() == 1 ? "" : "s");
   for (const auto& r : results) {
     if (points.size() > 1) table += fmt::format("\npoint {}: {}\n", r.index, r.key);
     table += results_table(e.mode, r);
   }
+  if (!refs.empty())
+    table += "\nagainst published numbers (simulated: mean over the matching points)\n" + references_table(refs);
   std::fputs(table.c_str(), stdout);
   std::printf("\nwrote %s/results.json, results.csv and timeline-*.json (open in ui.perfetto.dev)\n", out.c_str());
 

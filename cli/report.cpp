@@ -40,6 +40,71 @@ void add_speedups(PointResult& p) {
   }
 }
 
+std::vector<ReferenceRow> compare_references(const nlohmann::json& references, const std::vector<PointResult>& points) {
+  std::vector<ReferenceRow> rows;
+  for (const auto& ref : references) {
+    ReferenceRow row;
+    row.policy = ref.at("policy").get<std::string>();
+    row.metric = ref.at("metric").get<std::string>();
+    row.published = ref.at("value").get<double>();
+    row.source = ref.value("source", "");
+    const auto& where = ref.at("where");
+    for (const auto& [k, v] : where.items()) {
+      if (!row.where.empty()) row.where += ",";
+      row.where += k.substr(k.rfind('.') + 1) + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    if (row.where.empty()) row.where = "all";
+    double sum = 0;
+    for (const auto& p : points) {
+      bool match = true;
+      for (const auto& [k, v] : where.items()) match = match && p.params.contains(k) && p.params[k] == v;
+      if (!match) continue;
+      for (const auto& m : p.policies) {
+        if (m.policy != row.policy) continue;
+        auto it = m.metrics.find(row.metric);
+        if (it == m.metrics.end()) continue;
+        sum += it->second;
+        ++row.points;
+      }
+    }
+    row.simulated = row.points > 0 ? sum / row.points : 0;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::string references_table(const std::vector<ReferenceRow>& rows) {
+  if (rows.empty()) return "";
+  size_t ww = 5, wp = 6, wm = 6;
+  for (const auto& r : rows) {
+    ww = std::max(ww, r.where.size());
+    wp = std::max(wp, r.policy.size());
+    wm = std::max(wm, r.metric.size());
+  }
+  std::string out = fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>10}  {:>10}  {:>9}  {}\n", "where", ww, "policy", wp,
+                                "metric", wm, "simulated", "paper", "sim/paper", "source");
+  for (const auto& r : rows) {
+    out +=
+        fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>10.4g}  {:>10.4g}  {:>9.2f}  {}\n", r.where, ww, r.policy, wp, r.metric,
+                    wm, r.simulated, r.published, r.published != 0 ? r.simulated / r.published : 0, r.source);
+  }
+  return out;
+}
+
+nlohmann::json references_json(const std::vector<ReferenceRow>& rows) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : rows) {
+    out.push_back({{"where", r.where},
+                   {"policy", r.policy},
+                   {"metric", r.metric},
+                   {"simulated", r.simulated},
+                   {"published", r.published},
+                   {"points", r.points},
+                   {"source", r.source}});
+  }
+  return out;
+}
+
 std::string results_csv(const std::vector<PointResult>& points) {
   std::set<std::string> param_names, metric_names;
   for (const auto& p : points) {
@@ -83,16 +148,16 @@ std::string results_table(const std::string& mode, const PointResult& p) {
   };
   std::vector<Col> cols;
   if (mode == "training") {
-    cols = {{"step_time_s", "step_ms", 1e3, "{:.2f}"},       {"fwd_moe_time_s", "fwd_moe_ms", 1e3, "{:.2f}"},
-            {"bwd_moe_time_s", "bwd_moe_ms", 1e3, "{:.2f}"}, {"a2a_fwd_time_s", "a2a_fwd_ms", 1e3, "{:.2f}"},
-            {"a2a_bwd_time_s", "a2a_bwd_ms", 1e3, "{:.2f}"}, {"allreduce_time_s", "allreduce_ms", 1e3, "{:.2f}"},
-            {"exposed_comm_s", "exposed_ms", 1e3, "{:.2f}"}, {"compute_util", "compute_util", 1, "{:.3f}"},
+    cols = {{"step_time_s", "step_ms", 1e3, "{:.2f}"},        {"fwd_moe_time_s", "fwd_moe_ms", 1e3, "{:.2f}"},
+            {"bwd_moe_time_s", "bwd_moe_ms", 1e3, "{:.2f}"},  {"a2a_fwd_time_s", "a2a_fwd_ms", 1e3, "{:.2f}"},
+            {"a2a_bwd_time_s", "a2a_bwd_ms", 1e3, "{:.2f}"},  {"allreduce_time_s", "allreduce_ms", 1e3, "{:.2f}"},
+            {"exposed_comm_s", "exposed_ms", 1e3, "{:.2f}"},  {"compute_util", "compute_util", 1, "{:.3f}"},
             {"pipeline_efficiency", "pipe_eff", 1, "{:.3f}"}, {"experts_per_gpu", "experts/gpu", 1, "{:.0f}"},
             {"speedup_vs_first", "speedup", 1, "{:.2f}x"}};
   } else {
-    cols = {{"latency_p50_s", "p50_ms", 1e3, "{:.2f}"},       {"latency_p95_s", "p95_ms", 1e3, "{:.2f}"},
-            {"latency_p99_s", "p99_ms", 1e3, "{:.2f}"},       {"a2a_tail_time_s", "a2a_tail_ms", 1e3, "{:.2f}"},
-            {"estimate_accuracy", "est_acc", 1, "{:.3f}"},    {"phase2_rate", "phase2", 1, "{:.3f}"},
+    cols = {{"latency_p50_s", "p50_ms", 1e3, "{:.2f}"},    {"latency_p95_s", "p95_ms", 1e3, "{:.2f}"},
+            {"latency_p99_s", "p99_ms", 1e3, "{:.2f}"},    {"a2a_tail_time_s", "a2a_tail_ms", 1e3, "{:.2f}"},
+            {"estimate_accuracy", "est_acc", 1, "{:.3f}"}, {"phase2_rate", "phase2", 1, "{:.3f}"},
             {"speedup_vs_first", "speedup", 1, "{:.2f}x"}};
   }
   size_t wp = 6;

@@ -31,6 +31,16 @@ PointResult point_from_json(const nlohmann::json& j);
 // Adds speedup_vs_first (the first policy's time over each policy's: step_time_s or latency_p50_s).
 void add_speedups(PointResult& p);
 
+// The experiment's published references beside the simulated means (and, as JSON, for results.json).
+struct ReferenceRow {
+  std::string where, policy, metric, source;
+  double simulated = 0, published = 0;
+  int points = 0;  // sweep points averaged
+};
+std::vector<ReferenceRow> compare_references(const nlohmann::json& references, const std::vector<PointResult>& points);
+std::string references_table(const std::vector<ReferenceRow>& rows);
+nlohmann::json references_json(const std::vector<ReferenceRow>& rows);
+
 std::string results_csv(const std::vector<PointResult>& points);
 std::string results_table(const std::string& mode, const PointResult& p);
 

@@ -120,6 +120,15 @@ const std::vector<ParamDef>& experiment_params() {
        9.007199254740992e15,
        {}},
       {"output", T::kString, D::kNumber, "", "output folder (default results/<name>; -o overrides)", -1e308, 1e308, {}},
+      {"reference",
+       T::kList,
+       D::kNumber,
+       json::array(),
+       "published numbers printed beside the simulated ones: [{\"where\": {sweep path: value}, \"policy\": label, "
+       "\"metric\": name, \"value\": number, \"source\": text}]",
+       -1e308,
+       1e308,
+       {}},
   };
   return t;
 }
@@ -239,6 +248,33 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
   r.raw("overrides");
   e.seed = static_cast<uint64_t>(r.integer("seed"));
   e.output = r.string("output");
+  const json& refs = r.raw("reference");
+  if (!refs.is_array()) r.fail("reference", "expected a list of {where, policy, metric, value, source}");
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const json& x = refs[i];
+    std::string ptr = fmt::format("/reference/{}", i);
+    auto bad = [&](const std::string& what) { throw InputError(format_location(path, ptr, what)); };
+    if (!x.is_object()) bad("expected an object {where, policy, metric, value, source}");
+    for (const auto& [k, v] : x.items()) {
+      if (k != "where" && k != "policy" && k != "metric" && k != "value" && k != "source") {
+        std::string near = nearest(k, {"where", "policy", "metric", "value", "source"});
+        throw InputError(format_location(
+            path, ptr + "/" + pointer_escape(k),
+            fmt::format("unknown field '{}'{}", k, near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near))));
+      }
+    }
+    Reference ref;
+    ref.where = x.value("where", json::object());
+    if (!ref.where.is_object()) bad("\"where\" must be an object of sweep path -> value");
+    if (!x.contains("policy") || !x["policy"].is_string()) bad("\"policy\" must be a policy label");
+    if (!x.contains("metric") || !x["metric"].is_string()) bad("\"metric\" must be a metric name");
+    if (!x.contains("value") || !x["value"].is_number()) bad("\"value\" must be a number");
+    ref.policy = x["policy"].get<std::string>();
+    ref.metric = x["metric"].get<std::string>();
+    ref.value = x["value"].get<double>();
+    ref.source = x.value("source", "");
+    e.references.push_back(std::move(ref));
+  }
   if (e.output.empty()) e.output = "results/" + e.name;
 
   const json& policies = r.raw("policies");
@@ -289,6 +325,22 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
     c.params = p;
     c.pointer = ptr;
     e.policies.push_back(std::move(c));
+  }
+  for (size_t i = 0; i < e.references.size(); ++i) {
+    const Reference& ref = e.references[i];
+    for (const auto& [k, v] : ref.where.items()) {
+      bool swept = std::any_of(e.sweep.begin(), e.sweep.end(), [&](const auto& s) { return s.first == k; });
+      if (!swept) {
+        throw InputError(format_location(path, fmt::format("/reference/{}/where/{}", i, pointer_escape(k)),
+                                         fmt::format("'{}' is not a sweep path of this experiment", k)));
+      }
+    }
+    bool known =
+        std::any_of(e.policies.begin(), e.policies.end(), [&](const auto& p) { return p.label == ref.policy; });
+    if (!known) {
+      throw InputError(format_location(path, fmt::format("/reference/{}/policy", i),
+                                       fmt::format("no policy is labelled '{}'", ref.policy)));
+    }
   }
   // Validate every point before anything runs.
   for (const auto& point : e.points()) load_point(e, e.point_document(point));

@@ -41,6 +41,16 @@ struct SweepPoint {
   std::string key() const;  // stable text identifying the point (for resume), e.g. "model.experts=8,seed=2"
 };
 
+// A published number to print beside the simulated one: the mean of `metric` for `policy` over the sweep points
+// whose values match `where` (a subset of the sweep paths; empty: all points).
+struct Reference {
+  nlohmann::json where = nlohmann::json::object();
+  std::string policy;  // label
+  std::string metric;  // e.g. "speedup_vs_first", "step_time_s", "a2a_share"
+  double value = 0;
+  std::string source;  // "Lina paper, Figure 10"
+};
+
 struct ExperimentSpec {
   std::string file;  // where the spec came from
   std::string name;
@@ -51,6 +61,7 @@ struct ExperimentSpec {
   std::vector<std::pair<std::string, std::vector<nlohmann::json>>> sweep;  // path -> values, in spec order
   uint64_t seed = 1;
   std::string output;
+  std::vector<Reference> references;
 
   // The cartesian product of the sweep (one point without sweep), first path varying slowest.
   std::vector<SweepPoint> points() const;
