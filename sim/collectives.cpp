@@ -23,6 +23,7 @@ struct Collectives::Instance {
   std::vector<double> matrix;  // all-to-all(-v): P x P
   // Node structure (hierarchical algorithms): G ranks on each of N nodes.
   int G = 1, N = 1;
+  int C = 1;                                    // channels of ring and tree algorithms
   std::vector<int> node_idx, local_idx, by_nl;  // by_nl[n * G + l] -> rank index
   int nsteps = 0;
   // Per-rank state.
@@ -36,33 +37,26 @@ struct Collectives::Instance {
   int at(int n, int l) const { return by_nl[static_cast<size_t>(n) * G + l]; }
   bool node_aware() const { return !by_nl.empty(); }
 
-  // Double binary tree as NCCL builds it: the GPUs of a node form a chain (local rank l's parent is l-1) and the
-  // node heads (local rank 0) form two complementary binary trees over nodes (the second over the mirrored node
-  // order, so that a node is a leaf in at most one of them). Without a uniform node structure the trees are built
-  // over rank order. Returns -1 for a root.
-  int tree_parent(int t, int r) const {
-    int pos, n = 0, count;
-    if (node_aware()) {
-      const int l = local_idx[r];
-      if (l > 0) return at(node_idx[r], l - 1);
-      n = node_idx[r];
-      count = N;
-    } else {
-      n = r;
-      count = P;
-    }
-    pos = t == 0 ? n : count - 1 - n;
-    if (pos == 0) return -1;
-    const int pp = (pos - 1) / 2, pn = t == 0 ? pp : count - 1 - pp;
-    return node_aware() ? at(pn, 0) : pn;
+  // Channels (NCCL runs one ring or tree per NIC): channel c orders the GPUs of each node starting at local rank c,
+  // so each channel crosses between nodes through different GPUs and all NICs carry traffic. pos_in_node() is a
+  // rank's position in its node for channel c, local_at() the inverse.
+  int pos_in_node(int c, int r) const { return (local_idx[r] - c % G + G) % G; }
+  int local_at(int c, int k) const { return (c + k) % G; }
+  int ring_next(int c, int r) const {
+    if (C == 1 || !node_aware()) return (r + 1) % P;
+    const int n = node_idx[r], k = pos_in_node(c, r);
+    return k + 1 < G ? at(n, local_at(c, k + 1)) : at((n + 1) % N, local_at(c, 0));
   }
-  template <typename Fn>
-  void tree_children(int t, int r, Fn&& fn) const {
+
+  // Double binary tree as NCCL builds it: in each channel the GPUs of a node form a chain (position k's parent is
+  // k-1) and the node heads (position 0) form two complementary binary trees over nodes (the second over the
+  // mirrored node order, so that a node is a leaf in at most one of them). Without a uniform node structure the
+  // trees are built over rank order. Returns -1 for a root.
+  int tree_parent(int t, int c, int r) const {
     int n, count;
     if (node_aware()) {
-      const int l = local_idx[r];
-      if (l + 1 < G) fn(at(node_idx[r], l + 1));
-      if (l > 0) return;
+      const int k = pos_in_node(c, r);
+      if (k > 0) return at(node_idx[r], local_at(c, k - 1));
       n = node_idx[r];
       count = N;
     } else {
@@ -70,12 +64,29 @@ struct Collectives::Instance {
       count = P;
     }
     const int pos = t == 0 ? n : count - 1 - n;
-    for (int c = 2 * pos + 1; c <= 2 * pos + 2 && c < count; ++c) {
-      const int cn = t == 0 ? c : count - 1 - c;
-      fn(node_aware() ? at(cn, 0) : cn);
+    if (pos == 0) return -1;
+    const int pp = (pos - 1) / 2, pn = t == 0 ? pp : count - 1 - pp;
+    return node_aware() ? at(pn, local_at(c, 0)) : pn;
+  }
+  template <typename Fn>
+  void tree_children(int t, int c, int r, Fn&& fn) const {
+    int n, count;
+    if (node_aware()) {
+      const int k = pos_in_node(c, r);
+      if (k + 1 < G) fn(at(node_idx[r], local_at(c, k + 1)));
+      if (k > 0) return;
+      n = node_idx[r];
+      count = N;
+    } else {
+      n = r;
+      count = P;
+    }
+    const int pos = t == 0 ? n : count - 1 - n;
+    for (int ch = 2 * pos + 1; ch <= 2 * pos + 2 && ch < count; ++ch) {
+      const int cn = t == 0 ? ch : count - 1 - ch;
+      fn(node_aware() ? at(cn, local_at(c, 0)) : cn);
     }
   }
-  int ring_next(int r) const { return (r + 1) % P; }
 
   // Sends of rank r in step s, as (destination rank index, bytes); zero-byte sends are left out.
   void step_sends(int r, int s, std::vector<std::pair<int, double>>& out) const {
@@ -106,17 +117,19 @@ struct Collectives::Instance {
         return;
       case Op::kReduceScatter:
       case Op::kAllGather:
-        add(ring_next(r), M / P);
+        for (int c = 0; c < C; ++c) add(ring_next(c, r), M / P / C);
         return;
       case Op::kAllReduce:
         if (algo == Algo::kRing) {
-          add(ring_next(r), M / P);
+          for (int c = 0; c < C; ++c) add(ring_next(c, r), M / P / C);
         } else if (algo == Algo::kTree) {
-          for (int t = 0; t < 2; ++t) {
-            if (s == 0) {
-              add(tree_parent(t, r), M / 2);
-            } else {
-              tree_children(t, r, [&](int c) { add(c, M / 2); });
+          for (int c = 0; c < C; ++c) {
+            for (int t = 0; t < 2; ++t) {
+              if (s == 0) {
+                add(tree_parent(t, c, r), M / 2 / C);
+              } else {
+                tree_children(t, c, r, [&](int d) { add(d, M / 2 / C); });
+              }
             }
           }
         } else {  // hierarchical: intra reduce-scatter, inter allreduce, intra all-gather
@@ -157,7 +170,8 @@ Collectives::Collectives(Engine& engine, Network& network, const Topology& topol
       net_(network),
       topo_(topology),
       alpha_(spec.collective_alpha),
-      gpus_per_node_(spec.gpus_per_node) {}
+      gpus_per_node_(spec.gpus_per_node),
+      nic_per_gpu_(spec.nic_per == ClusterSpec::NicPer::kGpu) {}
 
 Collectives::~Collectives() = default;
 
@@ -187,6 +201,13 @@ const char* Collectives::name(Op o) {
       return "allgather";
   }
   return "?";
+}
+
+// One channel per GPU of a node when every GPU has its own NIC and the group spans several nodes evenly (as NCCL
+// opens one channel per NIC); otherwise one.
+int Collectives::channels(const Instance& in) const {
+  if (!nic_per_gpu_ || in.by_nl.empty() || in.N < 2 || in.G < 2) return 1;
+  return in.G;
 }
 
 Collectives::CollId Collectives::add(std::unique_ptr<Instance> in) {
@@ -320,6 +341,7 @@ Collectives::CollId Collectives::allreduce(std::vector<int> ranks, double bytes,
   in->weight = weight;
   in->on_done = std::move(on_done);
   const int P = in->P;
+  if (algo != Algo::kHierarchical) in->C = channels(*in);
   if (bytes == 0 || P == 1) {
     in->nsteps = 0;
   } else if (algo == Algo::kRing) {
@@ -339,6 +361,7 @@ Collectives::CollId Collectives::reduce_scatter(std::vector<int> ranks, double b
   in->op = Op::kReduceScatter;
   in->algo = Algo::kRing;
   init_group(*in, std::move(ranks), topo_, gpus_per_node_, false);
+  in->C = channels(*in);
   in->M = bytes;
   in->cls = cls;
   in->weight = weight;

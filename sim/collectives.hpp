@@ -23,6 +23,9 @@
 //   allreduce hierarchical:       intra-node ring reduce-scatter (M/G chunks), inter-node ring allreduce of M/G among
 //                                 GPUs of equal local rank, intra-node ring all-gather.
 //   reduce-scatter, all-gather:   ring, P-1 steps of M/P.
+// Ring and tree run one channel per GPU of a node when each GPU has its own NIC and the group spans several nodes
+// evenly (NCCL opens a channel per NIC): channel c enters and leaves each node through different GPUs and carries
+// 1/C of the data, so every NIC is used. A rank's step waits for all its channels.
 #pragma once
 
 #include <cstdint>
@@ -77,6 +80,7 @@ class Collectives {
 
  private:
   CollId add(std::unique_ptr<Instance> inst);
+  int channels(const Instance& in) const;
   void start_step(Instance& in, int r);
   void issue(Instance& in, int r);
   void check_step(Instance& in, int r);
@@ -87,6 +91,7 @@ class Collectives {
   const Topology& topo_;
   Time alpha_;
   int gpus_per_node_;
+  bool nic_per_gpu_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<CollId> free_ids_;
   size_t active_ = 0;

@@ -215,17 +215,26 @@ TEST(Collectives, ReduceScatterAllGatherTreeAndHierarchical) {
     expect_time(latest(done), 2 * (4e-6 + M / kNic));
   }
   {
-    // Node-aware tree on 2 nodes x 2 GPUs: local rank 1 chains to local rank 0 (two M/2 flows over NVSwitch, fast);
-    // the heads form tree A (node 0 root) and tree B (node 1 root), so in the reduce step head 0 sends M/2 to head 2
-    // and head 2 sends M/2 to head 0, each alone on its NIC: L + (M/2)/B. The broadcast step mirrors it.
+    // Node-aware tree on 2 nodes x 2 GPUs with one NIC per GPU: two channels of M/2 each. In channel c the node heads
+    // are local rank c (the other GPU chains to it over NVSwitch, fast); tree A is rooted at node 0, tree B at node 1,
+    // so in the reduce step each head sends M/4 (its half of its channel) to the other node's head, and every NIC
+    // carries exactly one such flow: L + (M/4)/B. The broadcast step mirrors it (the chain copies, 2 us + M/2 over
+    // 300 GB/s, end before): 2 (L + (M/4)/B) for every rank.
     Harness h(cluster(2, 2, Time::zero()));
     std::vector<Time> done;
     h.coll.launch_all(h.coll.allreduce(iota(4), M, Collectives::Algo::kTree, 0, h.recorder(done)));
     h.engine.run();
-    // The heads finish after their broadcast sends: 2 (L + (M/2)/B); local ranks 1 also wait for the chain copies
-    // from their head, 2 us + M / B_intra (two M/2 flows sharing the NVSwitch link) after the heads' step starts.
-    expect_time(done[0], 2 * (4e-6 + (M / 2) / kNic));
-    expect_time(done[1], 4e-6 + (M / 2) / kNic + 2e-6 + M / kIntra);
+    for (int r = 0; r < 4; ++r) expect_time(done[r], 2 * (4e-6 + (M / 4) / kNic));
+  }
+  {
+    // Multi-channel ring on 2 nodes x 2 GPUs: channel 0 orders node 0 as (0, 1) and crosses 1 -> 2, 3 -> 0; channel 1
+    // orders it (1, 0) and crosses 0 -> 3, 2 -> 1. Each step moves M/P/2 per channel; every NIC carries one flow
+    // of M/8, alone: 2(P-1) steps of L + (M/8)/B (the intra-node hops are shorter).
+    Harness h(cluster(2, 2, Time::zero()));
+    std::vector<Time> done;
+    h.coll.launch_all(h.coll.allreduce(iota(4), M, Collectives::Algo::kRing, 0, h.recorder(done)));
+    h.engine.run();
+    expect_time(latest(done), 6 * (4e-6 + (M / 8) / kNic));
   }
   {
     // Hierarchical allreduce on 2 nodes x 2 GPUs: intra reduce-scatter (1 step of M/2 over NVSwitch), inter ring
