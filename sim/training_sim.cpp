@@ -79,6 +79,12 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
     if (t.kind == TaskKind::kHost) return Time::from_seconds_ceil(t.host_seconds);
     return compute.duration(t.op, t.flops, t.bytes, dtype);
   };
+  std::vector<LinkSample> samples;
+  if (in.record_links) {
+    network.set_link_observer([&samples](Time t, LinkId l, double rate) {
+      samples.push_back(LinkSample{t, static_cast<int>(l), rate});
+    });
+  }
   Executor exec(engine, collectives, opts);
   std::unique_ptr<RuntimeScheduler> sched;
   const std::string& name = in.policy.name;
@@ -90,6 +96,7 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
     sched = std::make_unique<ImmediateScheduler>();
   }
   s.timeline = exec.run(s.plan, *sched);
+  s.timeline.link_samples = std::move(samples);
   s.timeline.link_names.clear();
   for (size_t l = 0; l < topology.link_count(); ++l) {
     s.timeline.link_names.push_back(topology.link_name(static_cast<LinkId>(l)));
@@ -191,6 +198,7 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
       {"fwd_moe_time_s", sum_fwd_moe / ticks},
       {"bwd_moe_time_s", sum_bwd_moe / ticks},
       {"a2a_time_s", sum_a2a / ticks},
+      {"a2a_share", step > 0 ? sum_a2a / ticks / step : 0},
       {"a2a_fwd_time_s", sum_fwd / ticks},
       {"a2a_bwd_time_s", sum_bwd / ticks},
       {"allreduce_time_s", sum_ar / ticks},
