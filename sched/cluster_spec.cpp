@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include "sched/error.hpp"
 #include "sched/presets.hpp"
 
@@ -99,6 +101,9 @@ const std::vector<ParamDef>& cluster_params() {
         obj("cluster.host_pcie", "host memory to GPU PCIe link (expert weights loaded from host)"),
         q("cluster.host_pcie.bandwidth", D::kBytesPerSecond, "24GB/s", "host-to-GPU bandwidth per GPU", 1),
         q("cluster.host_pcie.latency", D::kSeconds, "2us", "host-to-GPU latency"),
+        text("cluster.calibration", "",
+             "calibration file written by `lina hw calibrate` (docs/calibration.md), relative to the spec; empty: "
+             "datasheet numbers and default efficiencies"),
         q("cluster.collective_alpha", D::kSeconds, "10us",
           "per-step protocol overhead of a collective (NCCL launch and setup); calibrate with `lina hw calibrate`"),
     };
@@ -163,6 +168,18 @@ ClusterSpec cluster_from_json(const json& j, const std::string& file, const std:
     s.finish();
   }
   c.collective_alpha = r.time("collective_alpha");
+  c.calibration = r.string("calibration");
+  if (!c.calibration.empty()) {
+    std::filesystem::path p(c.calibration);
+    if (p.is_relative() && !file.empty()) {
+      auto beside = std::filesystem::path(file).parent_path() / p;
+      if (std::filesystem::exists(beside)) p = beside;
+    }
+    if (!std::filesystem::exists(p)) {
+      r.fail("calibration", fmt::format("calibration file '{}' not found", c.calibration));
+    }
+    c.calibration = p.string();
+  }
   r.finish();
   if (static_cast<int64_t>(c.nodes) * c.gpus_per_node > (1 << 22)) {
     throw InputError(format_location(file, pointer, "more than 4M GPUs is not supported"));

@@ -65,6 +65,11 @@ struct ClusterSpec {
   // NCCL-style per-message overhead (protocol setup) added to each collective step, seconds.
   Time collective_alpha;
 
+  // A calibration file (lina.calibration/1, docs/calibration.md) measured on this cluster: compute efficiency
+  // tables, launch overhead, link alpha/bandwidth. Empty: datasheet numbers and default efficiencies. Stored as
+  // given after resolving it against the spec's folder.
+  std::string calibration;
+
   int gpu_count() const { return nodes * gpus_per_node; }
   int node_of(int gpu) const { return gpu / gpus_per_node; }
   int local_of(int gpu) const { return gpu % gpus_per_node; }

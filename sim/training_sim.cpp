@@ -68,11 +68,19 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
   Simulated s;
   s.plan = build_training_plan(pin);
 
+  // A calibration measured on the cluster replaces datasheet numbers: links before the topology is built, compute
+  // efficiencies in the compute model.
+  ClusterSpec cluster = in.cluster;
+  std::optional<Calibration> calibration;
+  if (!cluster.calibration.empty()) {
+    calibration = load_calibration(cluster.calibration);
+    apply_calibration(cluster, *calibration);
+  }
   Engine engine;
-  Topology topology(in.cluster);
+  Topology topology(cluster);
   Network network(engine, topology);
-  NetworkCollectives collectives(engine, network, topology, in.cluster);
-  ComputeModel compute(in.cluster.gpu);
+  NetworkCollectives collectives(engine, network, topology, cluster);
+  ComputeModel compute(cluster.gpu, calibration);
   const std::string dtype = in.model.compute_dtype;
   ExecutorOptions opts;
   opts.compute_duration = [&](const Task& t) {
