@@ -329,7 +329,9 @@ TEST(TraceErrors, FuzzedCorruptionsFailCleanly) {
   }
   EXPECT_GT(errors, 2500);  // nearly every corruption is detected (a flip in header padding is harmless)
   EXPECT_EQ(errors + clean, 3000);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  // A hang guard, not a speed target (bench/ has those): 3000 reads take about 0.5 s in Release; sanitizer builds on
+  // a loaded 2-core CI machine are 10-50x slower, so the bound is generous.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(120));
 }
 
 }  // namespace
