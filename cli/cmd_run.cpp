@@ -25,6 +25,7 @@
 #include "sched/model_spec.hpp"
 #include "sched/point_spec.hpp"
 #include "sched/version.hpp"
+#include "sim/inference_sim.hpp"
 #include "sim/training_sim.hpp"
 
 namespace lina::cli {
@@ -44,17 +45,19 @@ struct Options {
 PointResult run_point(const ExperimentSpec& e, const SweepPoint& sp, const std::string& out_dir, bool timelines) {
   nlohmann::json doc = e.point_document(sp);
   PointSpec ps = load_point(e, doc);
-  if (ps.mode != "training") {
-    throw InputError(format_location(e.file, "/mode", "inference experiments are not available in this version yet"));
-  }
   ModelSpec model = load_model(ps.model_json, e.file, "/model");
   PointResult pr;
   pr.index = sp.index;
   pr.key = sp.key();
   for (const auto& [k, v] : sp.params) pr.params[k] = v;
   for (const auto& pol : ps.policies) {
-    sim::TrainingInput in{ps.cluster, model, ps.workload, pol, ps.seed, false};
-    sim::RunResult r = sim::run_training(in);
+    // Link utilisation is recorded only for the point whose timelines are written (it can be large).
+    sim::RunResult r;
+    if (ps.mode == "inference") {
+      r = sim::run_inference(sim::InferenceInput{ps.cluster, model, ps.workload, pol, ps.seed, timelines, {}});
+    } else {
+      r = sim::run_training(sim::TrainingInput{ps.cluster, model, ps.workload, pol, ps.seed, timelines});
+    }
     PolicyMetrics pm{pol.label, pol.name, r.metrics, r.notes};
     pr.policies.push_back(std::move(pm));
     if (timelines) {

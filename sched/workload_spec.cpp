@@ -55,6 +55,24 @@ const std::vector<ParamDef>& workload_params() {
        0,
        1,
        {}},
+      {"workload.routing.topics",
+       T::kInteger,
+       D::kNumber,
+       1,
+       "zipf/uniform, inference: topics (generators with their own per-layer hot sets); each sequence of a batch "
+       "draws one, so popularity varies from batch to batch with the batch's mix",
+       1,
+       4096,
+       {}},
+      {"workload.routing.profile_batches",
+       T::kInteger,
+       D::kNumber,
+       100,
+       "zipf/uniform, inference: profiling batches (Lina's lookup tables, replicate-history) generated before and "
+       "apart from the evaluated ones",
+       1,
+       1e7,
+       {}},
       {"workload.routing.trace", T::kString, D::kNumber, "", "trace: path of the trace to replay", -1e308, kNoMax, {}},
       {"workload.routing.profile_trace",
        T::kString,
@@ -90,6 +108,8 @@ WorkloadSpec workload_from_json(const json& j, const std::string& file, const st
     w.routing.kind = s.choice("kind");
     w.routing.zipf_s = s.quantity("zipf_s");
     w.routing.rho = s.quantity("rho");
+    w.routing.topics = s.integer("topics");
+    w.routing.profile_batches = s.integer("profile_batches");
     w.routing.trace = s.string("trace");
     w.routing.profile_trace = s.string("profile_trace");
     if (w.routing.kind == "trace" && w.routing.trace.empty()) {

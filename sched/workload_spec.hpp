@@ -19,6 +19,10 @@ struct RoutingSpec {
   double rho = 0.0;
   std::string trace;          // path, for kind == trace
   std::string profile_trace;  // path of the profiling trace (Lina's lookup tables); empty: first half of `trace`
+  // zipf/uniform (inference): each sequence of a batch draws one of `topics` generators with their own hot sets, so
+  // that a batch's popularity varies with its mix of topics (1: one generator, popularity fixed per layer).
+  int64_t topics = 1;
+  int64_t profile_batches = 100;  // zipf/uniform (inference): profiling batches generated before the evaluated ones
 };
 
 struct WorkloadSpec {

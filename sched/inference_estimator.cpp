@@ -1,0 +1,116 @@
+#include "sched/inference_estimator.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <stdexcept>
+
+namespace lina {
+
+PathEstimator::PathEstimator(int layers, int experts, int top_k, int max_path)
+    : layers_(layers), experts_(experts), top_k_(top_k), max_path_(std::max(0, max_path)) {
+  if (layers < 1 || experts < 1 || top_k < 1) throw std::invalid_argument("PathEstimator: empty shape");
+  bits_ = std::max(1, static_cast<int>(std::bit_width(static_cast<unsigned>(experts))));
+  tables_.resize(static_cast<size_t>(layers_) * static_cast<size_t>(max_path_ + 1));
+  layer_counts_.assign(static_cast<size_t>(layers_) * static_cast<size_t>(experts_), 0.0);
+}
+
+uint16_t PathEstimator::top1(const BatchRouting& b, int l, int t) {
+  int best = 0;
+  if (b.has_weights()) {
+    for (int s = 1; s < b.top_k; ++s) {
+      if (b.weight(l, t, s) > b.weight(l, t, best)) best = s;
+    }
+  }
+  return b.expert(l, t, best);
+}
+
+void PathEstimator::top1_choices(const BatchRouting& b, std::vector<uint16_t>& out) {
+  out.resize(static_cast<size_t>(b.layers) * static_cast<size_t>(b.tokens));
+  for (int l = 0; l < b.layers; ++l) {
+    for (int t = 0; t < b.tokens; ++t) out[static_cast<size_t>(l) * static_cast<size_t>(b.tokens) + t] = top1(b, l, t);
+  }
+}
+
+bool PathEstimator::key(const std::vector<uint16_t>& top1, int tokens, int t, int j, int m, uint64_t& k) const {
+  // Exact packing while the ids fit in 64 bits; beyond that a 64-bit mix (collisions negligible for the tables'
+  // sizes).
+  const bool exact = bits_ * m <= 64;
+  k = exact ? 0 : 0x9E3779B97F4A7C15ull;
+  for (int i = 0; i < m; ++i) {
+    const uint16_t e = top1[static_cast<size_t>(j - m + i) * static_cast<size_t>(tokens) + static_cast<size_t>(t)];
+    if (e == kNoExpert) return false;
+    if (exact) {
+      k = (k << bits_) | e;
+    } else {
+      k ^= e + 0x9E3779B97F4A7C15ull + (k << 6) + (k >> 2);
+    }
+  }
+  return true;
+}
+
+void PathEstimator::add(const BatchRouting& b) {
+  if (b.layers != layers_ || b.top_k != top_k_) throw std::invalid_argument("PathEstimator: batch shape differs");
+  ++batches_;
+  top1_choices(b, top1_scratch_);
+  for (int j = 0; j < layers_; ++j) {
+    for (int t = 0; t < b.tokens; ++t) {
+      if (!b.recorded(j, t)) continue;
+      for (int s = 0; s < top_k_; ++s) {
+        uint16_t e = b.expert(j, t, s);
+        if (e < experts_) layer_counts_[static_cast<size_t>(j) * static_cast<size_t>(experts_) + e] += 1;
+      }
+      for (int m = 0; m <= std::min(max_path_, j); ++m) {
+        uint64_t k = 0;
+        if (!key(top1_scratch_, b.tokens, t, j, m, k)) break;
+        Table& tab = table(j, m);
+        auto [it, inserted] = tab.index.emplace(k, static_cast<uint32_t>(tab.totals.size()));
+        if (inserted) {
+          tab.totals.push_back(0);
+          tab.counts.resize(tab.counts.size() + static_cast<size_t>(experts_), 0.0);
+        }
+        double* row = tab.counts.data() + static_cast<size_t>(it->second) * static_cast<size_t>(experts_);
+        for (int s = 0; s < top_k_; ++s) {
+          uint16_t e = b.expert(j, t, s);
+          if (e < experts_) {
+            row[e] += 1;
+            tab.totals[it->second] += 1;
+          }
+        }
+      }
+    }
+  }
+}
+
+void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>& top1, int j, int path_length,
+                             std::span<double> out) const {
+  std::fill(out.begin(), out.end(), 0.0);
+  const int L = std::min({path_length, j, max_path_});
+  const double k = top_k_;
+  for (int t = 0; t < b.tokens; ++t) {
+    if (!b.recorded(j, t)) continue;
+    for (int m = L; m >= 0; --m) {
+      uint64_t key_v = 0;
+      if (!key(top1, b.tokens, t, j, m, key_v)) continue;
+      const Table& tab = table(j, m);
+      auto it = tab.index.find(key_v);
+      if (it == tab.index.end() || tab.totals[it->second] <= 0) continue;
+      const double* row = tab.counts.data() + static_cast<size_t>(it->second) * static_cast<size_t>(experts_);
+      // Each token contributes top_k choices in total.
+      const double scale = k / tab.totals[it->second];
+      for (int e = 0; e < experts_; ++e) out[static_cast<size_t>(e)] += row[e] * scale;
+      break;
+    }
+  }
+}
+
+std::vector<double> PathEstimator::mean_counts(int layer) const {
+  std::vector<double> out(static_cast<size_t>(experts_), 0.0);
+  if (batches_ == 0) return out;
+  for (int e = 0; e < experts_; ++e) {
+    out[static_cast<size_t>(e)] =
+        layer_counts_[static_cast<size_t>(layer) * static_cast<size_t>(experts_) + e] / batches_;
+  }
+  return out;
+}
+
+}  // namespace lina

@@ -1,0 +1,66 @@
+// Expert placement for MoE inference (DESIGN.md 3.2): which devices hold which experts of one MoE layer, and how a
+// layer's tokens are split over them. Used by every inference policy: the static DeepSpeed placement, Lina's
+// popularity-based placement (from estimated or actual counts), the oracle and replicate-history.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace lina {
+
+struct Placement {
+  int experts = 0;
+  int devices = 0;
+  // Per expert: the devices that hold a replica (distinct, ascending, never empty). Replicas split their expert's
+  // tokens evenly: a source sends 1/n of its tokens for the expert to each of the n replicas.
+  std::vector<std::vector<int>> replicas;
+
+  // Per device: the experts it holds (ascending).
+  std::vector<std::vector<int>> hosted() const;
+  bool holds(int device, int expert) const;
+  bool operator==(const Placement&) const = default;
+};
+
+// DeepSpeed: expert e on device e mod N, one replica.
+Placement static_placement(int experts, int devices);
+
+// Which (device, expert) weights are in a device's memory: [device * experts + expert].
+struct Residency {
+  int experts = 0;
+  int devices = 0;
+  std::vector<uint8_t> resident;
+  bool has(int device, int expert) const {
+    return resident[static_cast<size_t>(device) * static_cast<size_t>(experts) + static_cast<size_t>(expert)] != 0;
+  }
+  void set(int device, int expert) {
+    resident[static_cast<size_t>(device) * static_cast<size_t>(experts) + static_cast<size_t>(expert)] = 1;
+  }
+};
+// What the static placement holds: every device keeps its home experts (e mod N) of every layer.
+Residency home_residency(int experts, int devices);
+
+// Lina's placement (paper section 5.2; DESIGN.md 3.2) from expected tokens per expert (`load`, any scale):
+//  1. devices per expert s_e = N * load_e / sum(load);
+//  2. a popular expert (s_e >= 1) gets floor(s_e) devices of its own;
+//  3. the unpopular ones (0 < s_e < 1) are packed first-fit decreasing into devices of capacity 1, at most
+//     `max_per_device` experts per device;
+//  4. while devices are left, the unit (a popular expert, or a packed device's set of experts) with the highest
+//     expected load per copy gets one more copy; while too many are needed, the popular expert whose per-copy load
+//     grows least loses a copy, else the two lightest packed devices merge;
+//  5. experts nobody is expected to pick are spread over the devices with a free slot (fewest experts, then least
+//     expected load), else placed on a seeded random device.
+// Copies go to devices where their experts are already resident when `resident` is given (fewer weight loads).
+// Deterministic for a seed. All loads zero: the static placement.
+Placement popularity_placement(std::span<const double> load, int devices, int max_per_device, uint64_t seed,
+                               const Residency* resident = nullptr);
+
+// (device, expert) pairs that `p` places on a device not holding the expert's weights.
+std::vector<std::pair<int, int>> missing_weights(const Placement& p, const Residency& r);
+
+// Top-2 comparison (DESIGN.md 3.2 Phase 2; the same semantics as `lina trace estimate`): the two experts with the
+// largest estimates (ties: lower id) are a hit when their actual counts are the two largest actual counts.
+// `ordered` additionally asks that the larger estimate is the larger actual count (the "top-2 list exact").
+bool top2_hit(std::span<const double> estimate, std::span<const double> actual, bool ordered = false);
+
+}  // namespace lina

@@ -1,0 +1,223 @@
+#include "sched/inference_plan.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace lina {
+
+std::vector<double> rank_expert_counts(const BatchRouting& b, int layer, int E, int N) {
+  std::vector<double> c(static_cast<size_t>(N) * static_cast<size_t>(E), 0.0);
+  for (int t = 0; t < b.tokens; ++t) {
+    if (!b.recorded(layer, t)) continue;
+    const auto r = static_cast<size_t>(static_cast<int64_t>(t) * N / b.tokens);
+    for (uint16_t e : b.choices(layer, t)) {
+      if (e != kNoExpert && e < E) c[r * static_cast<size_t>(E) + e] += 1;
+    }
+  }
+  return c;
+}
+
+std::vector<double> device_expert_tokens(const std::vector<double>& counts, const LayerDecision& d, int N, int E) {
+  std::vector<double> x(static_cast<size_t>(N) * static_cast<size_t>(E), 0.0);
+  for (int r = 0; r < N; ++r) {
+    for (int e = 0; e < E; ++e) {
+      const double c = counts[static_cast<size_t>(r) * E + e];
+      if (c == 0) continue;
+      if (d.even_split) {
+        for (int j = 0; j < N; ++j) x[static_cast<size_t>(j) * E + e] += c / N;
+        continue;
+      }
+      const auto& reps = d.placement.replicas[static_cast<size_t>(e)];
+      for (int j : reps) x[static_cast<size_t>(j) * E + e] += c / static_cast<double>(reps.size());
+    }
+  }
+  return x;
+}
+
+Plan build_inference_plan(const InferenceBatchInput& in) {
+  const ModelSpec& m = *in.model;
+  const ModelCost& cost = *in.cost;
+  const int N = in.ranks, E = m.experts;
+  const double token_bytes = static_cast<double>(m.hidden) * m.dtype_bytes();
+  const int layers = static_cast<int>(cost.layers.size());
+  if (static_cast<int>(in.counts.size()) != m.moe_layer_count() || in.decisions.size() != in.counts.size()) {
+    throw std::logic_error("build_inference_plan: one routing and one decision per MoE layer expected");
+  }
+  Plan plan;
+  plan.ranks = N;
+  std::vector<std::vector<int>> deps(static_cast<size_t>(N));  // what the next compute of each rank waits for
+
+  auto add = [&](Task t) { return plan.add_task(std::move(t)); };
+  auto compute = [&](int r, const OpCost& op, int layer, Role role) {
+    Task t;
+    t.rank = r;
+    t.kind = TaskKind::kCompute;
+    t.stream = Stream::kCompute;
+    t.op = op.kind;
+    t.flops = op.flops;
+    t.bytes = op.bytes;
+    t.layer = layer;
+    t.role = role;
+    t.deps = std::move(deps[static_cast<size_t>(r)]);
+    int id = add(std::move(t));
+    deps[static_cast<size_t>(r)] = {id};
+    return id;
+  };
+  auto chain = [&](int r, const std::vector<OpCost>& ops, int layer) {
+    for (const auto& op : ops) {
+      if (op.flops == 0 && op.bytes == 0) continue;
+      compute(r, op, layer, Role::kOther);
+    }
+  };
+  auto host = [&](int r, double seconds, int layer, std::vector<int> d) {
+    Task t;
+    t.rank = r;
+    t.kind = TaskKind::kHost;
+    t.stream = Stream::kHost;
+    t.host_seconds = seconds;
+    t.layer = layer;
+    t.deps = std::move(d);
+    return add(std::move(t));
+  };
+  // Weight loads of one rank (host memory -> GPU over PCIe), one transfer for all its missing experts.
+  auto loads = [&](int r, const std::vector<std::pair<int, int>>& missing, int layer, std::vector<int> d) {
+    int n = 0;
+    for (const auto& [dev, e] : missing) n += dev == r;
+    if (n == 0) return -1;
+    Collective c;
+    c.kind = CommKind::kHostLoad;
+    c.ranks = {r};
+    c.bytes = {n * in.expert_param_bytes};
+    c.layer = layer;
+    int cid = plan.add_collective(std::move(c));
+    Task t;
+    t.rank = r;
+    t.kind = TaskKind::kComm;
+    t.stream = Stream::kAllReduce;
+    t.collective = cid;
+    t.layer = layer;
+    t.deps = std::move(d);
+    return add(std::move(t));
+  };
+
+  for (int r = 0; r < N; ++r) {
+    compute(r, cost.embedding, -1, Role::kOther);
+  }
+  std::vector<std::vector<int>> phase1(static_cast<size_t>(N));  // per rank: Phase 1 tasks of the next MoE layer
+  int mi = 0;
+  for (int l = 0; l < layers; ++l) {
+    const LayerCost& lc = cost.layers[static_cast<size_t>(l)];
+    for (int r = 0; r < N; ++r) chain(r, lc.other, l);
+    if (!lc.moe) {
+      for (int r = 0; r < N; ++r) chain(r, {lc.ffn}, l);
+      continue;
+    }
+    const LayerDecision& dec = in.decisions[static_cast<size_t>(mi)];
+    const std::vector<double>& counts = in.counts[static_cast<size_t>(mi)];
+    const std::vector<double> work = device_expert_tokens(counts, dec, N, E);
+
+    // Dispatch matrix: rank i sends its tokens for expert e to e's replicas (or to every device, ideal).
+    Collective disp;
+    disp.kind = CommKind::kAllToAll;
+    disp.hierarchical = in.hierarchical_a2a;
+    disp.role = Role::kDispatch;
+    disp.layer = l;
+    disp.bytes.assign(static_cast<size_t>(N) * N, 0.0);
+    for (int i = 0; i < N; ++i) {
+      disp.ranks.push_back(i);
+      for (int e = 0; e < E; ++e) {
+        const double c = counts[static_cast<size_t>(i) * E + e];
+        if (c == 0) continue;
+        if (dec.even_split) {
+          for (int j = 0; j < N; ++j) disp.bytes[static_cast<size_t>(i) * N + j] += c / N * token_bytes;
+          continue;
+        }
+        const auto& reps = dec.placement.replicas[static_cast<size_t>(e)];
+        for (int j : reps) {
+          disp.bytes[static_cast<size_t>(i) * N + j] += c / static_cast<double>(reps.size()) * token_bytes;
+        }
+      }
+    }
+    for (int i = 0; i < N; ++i) disp.bytes[static_cast<size_t>(i) * N + i] = 0;  // stays local
+    Collective comb = disp;
+    comb.role = Role::kCombine;
+    for (int i = 0; i < N; ++i) {
+      for (int j = 0; j < N; ++j)
+        comb.bytes[static_cast<size_t>(j) * N + i] = disp.bytes[static_cast<size_t>(i) * N + j];
+    }
+    const int disp_id = plan.add_collective(std::move(disp));
+    const int comb_id = plan.add_collective(std::move(comb));
+
+    for (int r = 0; r < N; ++r) {
+      const auto rs = static_cast<size_t>(r);
+      const int gate = compute(r, lc.gate, l, Role::kOther);
+      std::vector<int> before_dispatch = {gate};
+      for (int t : phase1[rs]) before_dispatch.push_back(t);
+      phase1[rs].clear();
+      if (dec.blocking_seconds > 0) {
+        int h = host(r, dec.blocking_seconds, l, {gate});
+        before_dispatch.push_back(h);
+        int ld = loads(r, dec.blocking_loads, l, {h});
+        if (ld >= 0) before_dispatch.push_back(ld);
+      } else if (!dec.blocking_loads.empty()) {
+        int ld = loads(r, dec.blocking_loads, l, {gate});
+        if (ld >= 0) before_dispatch.push_back(ld);
+      }
+      // Phase 1 for the next MoE layer: from this gate's output, overlapped with this layer.
+      if (dec.next_phase1_seconds > 0) {
+        int h = host(r, dec.next_phase1_seconds, l, {gate});
+        phase1[rs].push_back(h);
+        int ld = loads(r, dec.next_phase1_loads, l, {h});
+        if (ld >= 0) phase1[rs].push_back(ld);
+      }
+      // Shared experts (every token) run while the tokens travel.
+      std::vector<int> after;
+      if (lc.ffn.flops > 0 || lc.ffn.bytes > 0) {
+        Task t;
+        t.rank = r;
+        t.kind = TaskKind::kCompute;
+        t.stream = Stream::kCompute;
+        t.op = lc.ffn.kind;
+        t.flops = lc.ffn.flops;
+        t.bytes = lc.ffn.bytes;
+        t.layer = l;
+        t.deps = {gate};
+        after.push_back(add(std::move(t)));
+      }
+      Task dt;
+      dt.rank = r;
+      dt.kind = TaskKind::kComm;
+      dt.stream = Stream::kAllToAll;
+      dt.collective = disp_id;
+      dt.layer = l;
+      dt.role = Role::kDispatch;
+      dt.deps = std::move(before_dispatch);
+      const int dispatch = add(std::move(dt));
+      deps[rs] = {dispatch};
+      // Packed experts run one after another; an expert without tokens costs nothing.
+      bool any = false;
+      for (int e = 0; e < E; ++e) {
+        double tok = work[rs * E + e];
+        if (tok <= 0) continue;
+        compute(r, expert_ffn_cost(m, tok), l, Role::kExpert);
+        any = true;
+      }
+      Task ct;
+      ct.rank = r;
+      ct.kind = TaskKind::kComm;
+      ct.stream = Stream::kAllToAll;
+      ct.collective = comb_id;
+      ct.layer = l;
+      ct.role = Role::kCombine;
+      ct.deps = any ? deps[rs] : std::vector<int>{dispatch};
+      const int combine = add(std::move(ct));
+      deps[rs] = {combine};
+      for (int a : after) deps[rs].push_back(a);
+    }
+    ++mi;
+  }
+  for (int r = 0; r < N; ++r) chain(r, cost.head, -1);
+  return plan;
+}
+
+}  // namespace lina

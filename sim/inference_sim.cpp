@@ -1,0 +1,431 @@
+#include "sim/inference_sim.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "sched/error.hpp"
+#include "sched/inference_estimator.hpp"
+#include "sched/inference_plan.hpp"
+#include "sched/inference_scheduler.hpp"
+#include "sim/collective_backend.hpp"
+#include "sim/compute.hpp"
+#include "sim/executor.hpp"
+#include "traces/random.hpp"
+#include "traces/reader.hpp"
+#include "traces/synth.hpp"
+
+namespace lina::sim {
+namespace {
+
+// ---- routing sources ----
+
+class BalancedSource : public RoutingSource {
+ public:
+  BalancedSource(int tokens, int layers, int experts, int top_k, int64_t batches)
+      : tokens_(tokens), layers_(layers), experts_(experts), k_(top_k), left_(batches) {}
+  bool next(BatchRouting& out) override {
+    if (left_-- <= 0) return false;
+    out.resize(tokens_, layers_, k_, false);
+    out.flags = 0;
+    for (int l = 0; l < layers_; ++l) {
+      for (int t = 0; t < tokens_; ++t) {
+        for (int s = 0; s < k_; ++s) out.experts[out.index(l, t, s)] = uint16_t((t * k_ + s) % experts_);
+      }
+    }
+    return true;
+  }
+
+ private:
+  int tokens_, layers_, experts_, k_;
+  int64_t left_;
+};
+
+// Synthetic batches from traces/synth: with several topics, each sequence of a batch comes from one generator
+// (drawn uniformly), whose hot sets differ from the others'.
+class SynthSource : public RoutingSource {
+ public:
+  SynthSource(std::shared_ptr<std::vector<traces::SynthGenerator>> gens, std::shared_ptr<std::mt19937_64> rng,
+              int sequences, int seq_tokens, int64_t batches)
+      : gens_(std::move(gens)), rng_(std::move(rng)), sequences_(sequences), seq_tokens_(seq_tokens), left_(batches) {}
+  bool next(BatchRouting& out) override {
+    if (left_-- <= 0) return false;
+    if (gens_->size() == 1) {
+      (*gens_)[0].next(out);
+      return true;
+    }
+    for (int s = 0; s < sequences_; ++s) {
+      auto topic = static_cast<size_t>((*rng_)() % gens_->size());
+      (*gens_)[topic].next(part_);
+      if (s == 0) out.resize(sequences_ * seq_tokens_, part_.layers, part_.top_k, false);
+      out.flags = 0;
+      for (int l = 0; l < part_.layers; ++l) {
+        std::copy(
+            part_.experts.begin() + static_cast<std::ptrdiff_t>(part_.index(l, 0)),
+            part_.experts.begin() + static_cast<std::ptrdiff_t>(part_.index(l, 0) + size_t(seq_tokens_) * part_.top_k),
+            out.experts.begin() + static_cast<std::ptrdiff_t>(out.index(l, s * seq_tokens_)));
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::shared_ptr<std::vector<traces::SynthGenerator>> gens_;
+  std::shared_ptr<std::mt19937_64> rng_;
+  int sequences_, seq_tokens_;
+  int64_t left_;
+  BatchRouting part_;
+};
+
+// Batches [first, last) of a trace file.
+class TraceSource : public RoutingSource {
+ public:
+  TraceSource(const std::string& path, uint64_t first, uint64_t last) : reader_(path), i_(first), last_(last) {}
+  bool next(BatchRouting& out) override {
+    if (i_ >= last_) return false;
+    reader_.read(i_++, out);
+    return true;
+  }
+  const traces::TraceHeader& header() const { return reader_.header(); }
+
+ private:
+  traces::TraceReader reader_;
+  uint64_t i_, last_;
+};
+
+void check_trace(const std::string& path, const traces::TraceHeader& h, const ModelSpec& m) {
+  if (h.kind != traces::TraceKind::kRouting) {
+    throw InputError(format_location(path, "", "inference replays routing traces (token-level); this one is counts"));
+  }
+  if (h.n_layers() != m.moe_layer_count() || h.experts != m.experts) {
+    throw InputError(format_location(
+        path, "",
+        fmt::format("the trace has {} MoE layers of {} experts; the model has {} MoE layers of {} experts (set "
+                    "model.layers / model.experts to match)",
+                    h.n_layers(), h.experts, m.moe_layer_count(), m.experts)));
+  }
+}
+
+// ---- executor backend: collectives plus host -> GPU weight loads ----
+
+class InferenceBackend : public CollectiveBackend {
+ public:
+  InferenceBackend(Engine& engine, Network& network, const Topology& topology, const ClusterSpec& cluster)
+      : net_(network), collectives_(engine, network, topology, cluster) {}
+  void start(const Collective& c, std::function<void(int)> on_rank_done) override {
+    if (c.kind == CommKind::kHostLoad) {
+      net_.start_host_flow(c.ranks.at(0), c.bytes.at(0), c.priority_class, 1.0,
+                           [cb = std::move(on_rank_done)](Network::FlowId) { cb(0); });
+      return;
+    }
+    collectives_.start(c, std::move(on_rank_done));
+  }
+
+ private:
+  Network& net_;
+  NetworkCollectives collectives_;
+};
+
+// Estimators built from the same profiling batches, shared by the policies of a point (and by points that differ
+// only elsewhere). A few recent ones are kept.
+std::mutex g_cache_mutex;
+std::vector<std::pair<std::string, std::shared_ptr<PathEstimator>>> g_cache;
+
+std::shared_ptr<PathEstimator> cached_estimator(const std::string& key) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  for (const auto& [k, v] : g_cache) {
+    if (k == key) return v;
+  }
+  return nullptr;
+}
+
+void cache_estimator(const std::string& key, std::shared_ptr<PathEstimator> est) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  g_cache.emplace_back(key, std::move(est));
+  if (g_cache.size() > 4) g_cache.erase(g_cache.begin());
+}
+
+double percentile(std::vector<double> v, double p) {
+  // Nearest rank: the smallest value with at least p of the samples at or below it.
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+  return v[std::min(v.size() - 1, i > 0 ? i - 1 : 0)];
+}
+
+}  // namespace
+
+RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, uint64_t seed) {
+  RoutingSources s;
+  const int layers = m.moe_layer_count(), E = m.experts, k = m.top_k;
+  const auto tokens = static_cast<int>(w.tokens_per_gpu());
+  const std::string& kind = w.routing.kind;
+  if (kind == "balanced") {
+    s.profile = std::make_unique<BalancedSource>(tokens, layers, E, k, w.routing.profile_batches);
+    s.eval = std::make_unique<BalancedSource>(tokens, layers, E, k, w.batches);
+    s.description = "balanced";
+    return s;
+  }
+  if (kind == "uniform" || kind == "zipf") {
+    auto gens = std::make_shared<std::vector<traces::SynthGenerator>>();
+    const auto topics = static_cast<int>(w.routing.topics);
+    for (int t = 0; t < topics; ++t) {
+      traces::SynthParams p;
+      p.experts = E;
+      p.top_k = k;
+      p.layers = layers;
+      p.tokens = topics == 1 ? tokens : static_cast<int>(w.seq_len);
+      p.zipf = kind == "uniform" ? 0.0 : w.routing.zipf_s;
+      p.rho = w.routing.rho;
+      p.seed = topics == 1 ? seed : traces::derive_seed(seed, 1000 + static_cast<uint64_t>(t));
+      gens->emplace_back(p);
+    }
+    auto rng = std::make_shared<std::mt19937_64>(traces::derive_seed(seed, 999));
+    // One stream of batches: the profiling ones first, then the evaluated ones (never the same batches).
+    s.profile = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
+                                              w.routing.profile_batches);
+    s.eval = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
+                                           w.batches);
+    s.description = fmt::format("{} (s = {}, rho = {}, topics = {})", kind, kind == "uniform" ? 0.0 : w.routing.zipf_s,
+                                w.routing.rho, topics);
+    return s;
+  }
+  // trace
+  auto eval = std::make_unique<TraceSource>(w.routing.trace, 0, 0);
+  const traces::TraceHeader h = eval->header();
+  check_trace(w.routing.trace, h, m);
+  uint64_t first = 0;
+  if (!w.routing.profile_trace.empty()) {
+    auto prof = std::make_unique<TraceSource>(w.routing.profile_trace, 0, 0);
+    check_trace(w.routing.profile_trace, prof->header(), m);
+    const uint64_t pb = prof->header().batches;
+    s.profile = std::make_unique<TraceSource>(w.routing.profile_trace, 0, pb);
+  } else {
+    if (h.batches < 2) throw InputError(format_location(w.routing.trace, "", "needs at least 2 batches to split"));
+    first = h.batches / 2;
+    s.profile = std::make_unique<TraceSource>(w.routing.trace, 0, first);
+  }
+  const uint64_t last = std::min<uint64_t>(h.batches, first + static_cast<uint64_t>(w.batches));
+  s.eval = std::make_unique<TraceSource>(w.routing.trace, first, last);
+  s.description = fmt::format("trace {} batches [{}, {})", w.routing.trace, first, last);
+  return s;
+}
+
+RunResult run_inference(const InferenceInput& in) {
+  const ModelSpec& m = in.model;
+  if (m.experts <= 0 || m.moe_layer_count() == 0) throw InputError("inference needs an MoE model (model.experts > 0)");
+  const int N = in.cluster.gpu_count(), E = m.experts, ML = m.moe_layer_count();
+  RoutingSources src = in.sources ? in.sources() : make_routing_sources(in.workload, m, in.seed);
+  const InferencePolicyKind kind = inference_policy_kind(in.policy.name);
+
+  // Profiling: Lina's lookup tables and the mean popularity.
+  std::shared_ptr<PathEstimator> est;
+  const bool profile = kind == InferencePolicyKind::kLina || kind == InferencePolicyKind::kLinaNoFinetune ||
+                       kind == InferencePolicyKind::kReplicateHistory;
+  BatchRouting b;
+  std::vector<double> popularity(static_cast<size_t>(ML) * E, 0.0);
+  if (profile) {
+    if (!src.profile) throw InputError(fmt::format("policy '{}' needs profiling batches", in.policy.name));
+    const int max_path = kind == InferencePolicyKind::kReplicateHistory ? 0 : std::max(1, in.policy.path_length);
+    // The lookup tables depend only on the profiling batches and the path length: policies of one point share them.
+    const std::string key = in.sources
+                                ? std::string()
+                                : fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", src.description, E, ML, m.top_k, in.seed,
+                                              max_path, in.workload.batch_size, in.workload.seq_len,
+                                              in.workload.routing.profile_batches, in.workload.routing.profile_trace);
+    est = key.empty() ? nullptr : cached_estimator(key);
+    if (!est) {
+      bool first = true;
+      while (src.profile->next(b)) {
+        if (first) est = std::make_shared<PathEstimator>(b.layers, E, b.top_k, max_path);
+        first = false;
+        est->add(b);
+      }
+      if (est && !key.empty()) cache_estimator(key, est);
+    }
+  }
+  InferenceScheduler sched(in.policy, E, N, ML, est, in.seed);
+
+  Topology topology(in.cluster);
+  ComputeModel compute(in.cluster.gpu);
+  const std::string dtype = m.compute_dtype;
+  const double expert_bytes = static_cast<double>(count_params(m).per_expert) * m.dtype_bytes();
+
+  RunResult out;
+  std::vector<double> service, a2a_layer, moe_layer, idle;
+  std::vector<std::vector<double>> a2a_per_layer(static_cast<size_t>(ML));
+  int scheduled = 0, hits = 0, hits_ordered = 0, checked = 0, resched = 0;
+  double loads = 0;
+  int64_t batches = 0;
+  double cached_tokens = -1;
+  ModelCost cost;
+  while (src.eval->next(b)) {
+    if (b.layers != ML)
+      throw InputError(fmt::format("batch {} has {} MoE layers, the model {}", batches, b.layers, ML));
+    const double tokens_per_rank = static_cast<double>(b.tokens) / N;
+    if (tokens_per_rank != cached_tokens) {
+      cost = model_cost(m, tokens_per_rank, static_cast<double>(in.workload.seq_len));
+      cached_tokens = tokens_per_rank;
+    }
+    InferenceBatchInput bi;
+    bi.model = &m;
+    bi.cost = &cost;
+    bi.ranks = N;
+    bi.hierarchical_a2a = in.policy.hierarchical_a2a;
+    bi.expert_param_bytes = expert_bytes;
+    sched.begin_batch(b);
+    std::vector<double> actual(static_cast<size_t>(E));
+    for (int l = 0; l < ML; ++l) {
+      bi.counts.push_back(rank_expert_counts(b, l, E, N));
+      std::fill(actual.begin(), actual.end(), 0.0);
+      const auto& c = bi.counts.back();
+      for (int r = 0; r < N; ++r) {
+        for (int e = 0; e < E; ++e) actual[static_cast<size_t>(e)] += c[static_cast<size_t>(r) * E + e];
+      }
+      for (int e = 0; e < E; ++e) popularity[static_cast<size_t>(l) * E + e] += actual[static_cast<size_t>(e)];
+      LayerDecision d = sched.on_gate(l, actual);
+      scheduled += d.scheduled;
+      hits += d.scheduled && d.estimate_hit;
+      hits_ordered += d.scheduled && d.estimate_hit_ordered;
+      checked += d.phase2_checked;
+      resched += d.rescheduled;
+      loads += static_cast<double>(d.blocking_loads.size() + d.next_phase1_loads.size());
+      bi.decisions.push_back(std::move(d));
+    }
+    Plan plan = build_inference_plan(bi);
+
+    Engine engine;
+    Network network(engine, topology);
+    InferenceBackend backend(engine, network, topology, in.cluster);
+    ExecutorOptions opts;
+    opts.compute_duration = [&](const Task& t) {
+      if (t.kind == TaskKind::kHost) return Time::from_seconds_ceil(t.host_seconds);
+      return compute.duration(t.op, t.flops, t.bytes, dtype);
+    };
+    Executor exec(engine, backend, opts);
+    Timeline tl = exec.run(plan, sched);
+    service.push_back(tl.makespan.seconds());
+
+    // Per MoE layer: all-to-all spans, MoE layer span, expert compute per device.
+    std::vector<int64_t> lo(plan.collectives.size(), INT64_MAX), hi(plan.collectives.size(), INT64_MIN);
+    std::map<int, std::pair<int64_t, int64_t>> span;
+    std::map<int, std::vector<int64_t>> busy;
+    for (const auto& r : tl.records) {
+      if (r.task < 0) continue;
+      const Task& t = plan.tasks[static_cast<size_t>(r.task)];
+      if (t.layer < 0) continue;
+      if (t.kind == TaskKind::kComm && (t.role == Role::kDispatch || t.role == Role::kCombine)) {
+        auto c = static_cast<size_t>(t.collective);
+        lo[c] = std::min(lo[c], r.start.ticks());
+        hi[c] = std::max(hi[c], r.end.ticks());
+      }
+      const bool part = t.role == Role::kExpert || t.role == Role::kDispatch || t.role == Role::kCombine ||
+                        (t.kind == TaskKind::kCompute && t.op == OpKind::kGate);
+      if (part) {
+        auto [it, ins] = span.emplace(t.layer, std::make_pair(r.start.ticks(), r.end.ticks()));
+        if (!ins) {
+          it->second.first = std::min(it->second.first, r.start.ticks());
+          it->second.second = std::max(it->second.second, r.end.ticks());
+        }
+      }
+      if (t.role == Role::kExpert) {
+        auto& v = busy[t.layer];
+        v.resize(static_cast<size_t>(N), 0);
+        v[static_cast<size_t>(t.rank)] += (r.end - r.start).ticks();
+      }
+    }
+    std::map<int, double> a2a;
+    for (size_t c = 0; c < plan.collectives.size(); ++c) {
+      const Collective& col = plan.collectives[c];
+      if (col.kind != CommKind::kAllToAll || lo[c] > hi[c]) continue;
+      a2a[col.layer] += static_cast<double>(hi[c] - lo[c]) / Time::kTicksPerSecond;
+    }
+    int mi = 0;
+    for (const auto& [layer, t] : a2a) {
+      a2a_layer.push_back(t);
+      if (mi < ML) a2a_per_layer[static_cast<size_t>(mi++)].push_back(t);
+    }
+    for (const auto& [layer, sp] : span) {
+      const double len = static_cast<double>(sp.second - sp.first);
+      moe_layer.push_back(len / Time::kTicksPerSecond);
+      auto it = busy.find(layer);
+      std::vector<int64_t> v = it == busy.end() ? std::vector<int64_t>(static_cast<size_t>(N), 0) : it->second;
+      v.resize(static_cast<size_t>(N), 0);
+      auto [mn, mx] = std::minmax_element(v.begin(), v.end());
+      idle.push_back(len > 0 ? static_cast<double>(*mx - *mn) / len : 0.0);
+    }
+    if (batches == 0) {
+      if (in.record_links) {
+        for (size_t l = 0; l < topology.link_count(); ++l) {
+          tl.link_names.push_back(topology.link_name(static_cast<LinkId>(l)));
+          tl.link_capacity_bytes_per_s.push_back(topology.link_capacity(static_cast<LinkId>(l)));
+        }
+      }
+      out.plan = std::move(plan);
+      out.timeline = std::move(tl);
+    }
+    ++batches;
+  }
+  if (batches == 0) throw InputError("inference: no batch to evaluate");
+
+  // Arrivals: closed loop (latency = service) or Poisson (queueing in front of the cluster).
+  std::vector<double> latency = service;
+  if (in.workload.arrival == "poisson") {
+    std::mt19937_64 rng(traces::derive_seed(in.seed, 7));
+    std::exponential_distribution<double> gap(in.workload.arrival_rate_per_s);
+    double arrival = 0, free_at = 0;
+    for (size_t i = 0; i < service.size(); ++i) {
+      arrival += gap(rng);
+      const double start = std::max(arrival, free_at);
+      free_at = start + service[i];
+      latency[i] = free_at - arrival;
+    }
+  }
+  double mean = 0, smean = 0;
+  for (size_t i = 0; i < latency.size(); ++i) {
+    mean += latency[i];
+    smean += service[i];
+  }
+  auto avg = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+  };
+  const auto n = static_cast<double>(batches);
+  out.metrics = {
+      {"latency_p50_s", percentile(latency, 0.50)},
+      {"latency_p95_s", percentile(latency, 0.95)},
+      {"latency_p99_s", percentile(latency, 0.99)},
+      {"latency_mean_s", mean / n},
+      {"service_mean_s", smean / n},
+      {"a2a_tail_time_s", percentile(a2a_layer, 0.95)},
+      {"a2a_mean_time_s", avg(a2a_layer)},
+      {"moe_layer_mean_s", avg(moe_layer)},
+      {"idle_share_mean", avg(idle)},
+      {"weight_loads_per_batch", loads / n},
+      {"batches", n},
+  };
+  if (scheduled > 0) {
+    out.metrics["estimate_accuracy"] = static_cast<double>(hits) / scheduled;
+    out.metrics["estimate_accuracy_ordered"] = static_cast<double>(hits_ordered) / scheduled;
+  }
+  if (checked > 0) out.metrics["phase2_rate"] = static_cast<double>(resched) / checked;
+  nlohmann::json tail = nlohmann::json::array(), pop = nlohmann::json::array();
+  for (const auto& v : a2a_per_layer) tail.push_back(percentile(v, 0.95));
+  for (int l = 0; l < ML; ++l) {
+    nlohmann::json row = nlohmann::json::array();
+    for (int e = 0; e < E; ++e) row.push_back(popularity[static_cast<size_t>(l) * E + e] / n);
+    pop.push_back(std::move(row));
+  }
+  out.notes["routing"] = src.description;
+  out.notes["a2a_tail_per_layer_s"] = tail.dump();
+  out.notes["popularity"] = pop.dump();
+  if (latency.size() <= 5000) out.notes["latency_s"] = nlohmann::json(latency).dump();
+  return out;
+}
+
+}  // namespace lina::sim
