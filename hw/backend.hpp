@@ -36,8 +36,8 @@ class Backend {
 };
 
 // Records every enqueue per rank and completes work on a fake clock: each task lasts `task_seconds`, starts when its
-// stream's previous task and its waits have ended (and, for communication, not before it was enqueued after its
-// dependencies completed), so the executor's timeline obeys the same rules as on a GPU.
+// stream's previous task, its waits and its dependencies have ended, so the executor's timeline obeys the same rules
+// as on a GPU (where a dependency the executor saw finish is already in the device's past).
 class RecordingBackend : public Backend {
  public:
   struct Call {

@@ -35,9 +35,7 @@ void RecordingBackend::enqueue(int task, const std::vector<int>& waits) {
   // The fake clock: after the stream's previous task, the waits and (communication) the dependencies.
   Time start = stream_end_[rank * kStreamCount + static_cast<size_t>(t.stream)];
   for (int w : waits) start = std::max(start, end_[static_cast<size_t>(w)]);
-  if (t.kind == TaskKind::kComm) {
-    for (int d : t.deps) start = std::max(start, end_[static_cast<size_t>(d)]);
-  }
+  for (int d : t.deps) start = std::max(start, end_[static_cast<size_t>(d)]);  // done ones: the device is past them
   {
     std::lock_guard<std::mutex> lock(mutex_);
     calls_[rank].push_back(std::move(c));
