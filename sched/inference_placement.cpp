@@ -171,22 +171,30 @@ Placement popularity_placement(std::span<const double> load, int N, int max_per_
   std::vector<int> device_unit(static_cast<size_t>(N), -1);
   std::vector<double> device_load(static_cast<size_t>(N), 0.0);
   std::vector<std::vector<int>> device_experts(static_cast<size_t>(N));
-  for (const Copy& c : copies) {
-    int best = -1, best_score = -1;
-    for (int d = 0; d < N; ++d) {
-      if (device_unit[static_cast<size_t>(d)] >= 0) continue;
-      int score = 0;
-      if (resident) {
-        for (int e : units[c.unit].experts) score += resident->has(d, e) ? 1 : 0;
+  // Two passes: copies that can land where their weights already are, then the others on the lowest free devices.
+  std::vector<uint8_t> assigned(copies.size(), 0);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < copies.size(); ++i) {
+      if (assigned[i]) continue;
+      const Copy& c = copies[i];
+      int best = -1, best_score = pass == 0 ? 0 : -1;
+      for (int d = 0; d < N; ++d) {
+        if (device_unit[static_cast<size_t>(d)] >= 0) continue;
+        int score = 0;
+        if (resident) {
+          for (int e : units[c.unit].experts) score += resident->has(d, e) ? 1 : 0;
+        }
+        if (score > best_score) {
+          best = d;
+          best_score = score;
+        }
       }
-      if (score > best_score) {
-        best = d;
-        best_score = score;
-      }
+      if (best < 0) continue;
+      assigned[i] = 1;
+      device_unit[static_cast<size_t>(best)] = static_cast<int>(c.unit);
+      device_load[static_cast<size_t>(best)] = c.load;
+      device_experts[static_cast<size_t>(best)] = units[c.unit].experts;
     }
-    device_unit[static_cast<size_t>(best)] = static_cast<int>(c.unit);
-    device_load[static_cast<size_t>(best)] = c.load;
-    device_experts[static_cast<size_t>(best)] = units[c.unit].experts;
   }
   // Experts nobody is expected to pick: a device with a free slot (fewest experts, then least load; prefer one that
   // holds the weights), else a seeded random device.

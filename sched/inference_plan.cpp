@@ -24,7 +24,8 @@ std::vector<double> device_expert_tokens(const std::vector<double>& counts, cons
       const double c = counts[static_cast<size_t>(r) * E + e];
       if (c == 0) continue;
       if (d.even_split) {
-        for (int j = 0; j < N; ++j) x[static_cast<size_t>(j) * E + e] += c / N;
+        // The ideal gate: every device computes 1/N of all tokens as one expert's batch (one GEMM pair).
+        for (int j = 0; j < N; ++j) x[static_cast<size_t>(j) * E + j % E] += c / N;
         continue;
       }
       const auto& reps = d.placement.replicas[static_cast<size_t>(e)];

@@ -1,0 +1,191 @@
+// Expert placement, Lina's estimator and the inference scheduler's decisions (DESIGN.md 3.2).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "sched/error.hpp"
+#include "sched/inference_estimator.hpp"
+#include "sched/inference_placement.hpp"
+#include "sched/inference_scheduler.hpp"
+
+namespace lina {
+namespace {
+
+// Expected tokens each device computes when replicas split their expert's load evenly.
+std::vector<double> device_load(const Placement& p, const std::vector<double>& load) {
+  std::vector<double> d(static_cast<size_t>(p.devices), 0.0);
+  for (int e = 0; e < p.experts; ++e) {
+    const auto& r = p.replicas[static_cast<size_t>(e)];
+    for (int dev : r) d[static_cast<size_t>(dev)] += load[static_cast<size_t>(e)] / static_cast<double>(r.size());
+  }
+  return d;
+}
+
+TEST(InferencePlacement, StaticIsExpertModDevices) {
+  Placement p = static_placement(8, 4);
+  for (int e = 0; e < 8; ++e) EXPECT_EQ(p.replicas[static_cast<size_t>(e)], std::vector<int>{e % 4});
+  EXPECT_EQ(p.hosted()[1], (std::vector<int>{1, 5}));
+}
+
+TEST(InferencePlacement, PopularExpertGetsDevicesInProportion) {
+  // s = N * load / sum = {2, 1, 1, 0}: expert 0 on two devices, experts 1 and 2 on one each, and the expert nobody
+  // picks on a device with a free slot. Every device then expects exactly the mean load (1 device's worth).
+  std::vector<double> load = {2, 1, 1, 0};
+  Placement p = popularity_placement(load, 4, 4, 1);
+  EXPECT_EQ(p.replicas[0].size(), 2u);
+  EXPECT_EQ(p.replicas[1].size(), 1u);
+  EXPECT_EQ(p.replicas[2].size(), 1u);
+  EXPECT_EQ(p.replicas[3].size(), 1u);
+  for (double x : device_load(p, load)) EXPECT_DOUBLE_EQ(x, 1.0);
+}
+
+TEST(InferencePlacement, FirstFitDecreasingPacksUnpopularExperts) {
+  // N = 4, s = {2, .5, .5, .5, .5, 0, 0, 0}: expert 0 takes two devices, the four half-device experts pack two per
+  // device, the three unpicked experts go to devices with a free slot. At most 4 experts per device.
+  std::vector<double> load = {4, 1, 1, 1, 1, 0, 0, 0};
+  Placement p = popularity_placement(load, 4, 4, 7);
+  EXPECT_EQ(p.replicas[0].size(), 2u);
+  for (int e = 1; e < 8; ++e) EXPECT_EQ(p.replicas[static_cast<size_t>(e)].size(), 1u) << e;
+  for (const auto& h : p.hosted()) EXPECT_LE(h.size(), 4u);
+  for (double x : device_load(p, load)) EXPECT_NEAR(x, 2.0, 1e-12);  // sum 8 over 4 devices
+}
+
+TEST(InferencePlacement, RebalancingMergesLightExpertsToReplicateTheHotOne) {
+  // s = {1.9, .7, .7, .7}: no two light experts fit in one device of capacity 1, but merging two (1.4) frees a device
+  // that halves the hot expert's load (0.95): the busiest device drops from 1.9 to 1.4.
+  std::vector<double> load = {1.9, 0.7, 0.7, 0.7};
+  Placement p = popularity_placement(load, 4, 4, 1);
+  EXPECT_EQ(p.replicas[0].size(), 2u);
+  auto d = device_load(p, load);
+  EXPECT_NEAR(*std::max_element(d.begin(), d.end()), 1.4, 1e-12);
+}
+
+TEST(InferencePlacement, PrefersDevicesHoldingTheWeights) {
+  // Balanced loads: every expert is its own unit; with the home residency each lands on its home device and nothing
+  // is loaded.
+  std::vector<double> load = {1, 1, 1, 1};
+  Residency home = home_residency(4, 4);
+  Placement p = popularity_placement(load, 4, 4, 1, &home);
+  EXPECT_EQ(p, static_placement(4, 4));
+  EXPECT_TRUE(missing_weights(p, home).empty());
+  // All load on expert 3: it takes every device, three of which must load it.
+  Placement q = popularity_placement(std::vector<double>{0, 0, 0, 4}, 4, 4, 1, &home);
+  EXPECT_EQ(q.replicas[3].size(), 4u);
+  EXPECT_EQ(missing_weights(q, home).size(), 3u);
+}
+
+TEST(InferencePlacement, ZeroLoadIsStatic) {
+  EXPECT_EQ(popularity_placement(std::vector<double>(6, 0.0), 3, 4, 1), static_placement(6, 3));
+}
+
+TEST(InferencePlacement, Top2Hit) {
+  std::vector<double> est = {3, 2, 1};
+  EXPECT_TRUE(top2_hit(est, std::vector<double>{5, 4, 0}));
+  EXPECT_FALSE(top2_hit(est, std::vector<double>{5, 0, 4}));
+  // Ties in the actual counts are accepted: {0, 1} are among the two largest of {5, 4, 4}.
+  EXPECT_TRUE(top2_hit(est, std::vector<double>{5, 4, 4}));
+  // Same set, other order: a hit as a set, a miss as an ordered list.
+  std::vector<double> swapped = {2, 3, 1};
+  EXPECT_TRUE(top2_hit(swapped, std::vector<double>{5, 4, 0}));
+  EXPECT_FALSE(top2_hit(swapped, std::vector<double>{5, 4, 0}, true));
+}
+
+// Two MoE layers, 4 experts, top-1: layer 1 = layer 0 + 1 (mod 4), layer 0 choices given.
+BatchRouting chain_batch(const std::vector<uint16_t>& first) {
+  BatchRouting b;
+  b.resize(static_cast<int>(first.size()), 2, 1, false);
+  for (size_t t = 0; t < first.size(); ++t) {
+    b.experts[b.index(0, static_cast<int>(t))] = first[t];
+    b.experts[b.index(1, static_cast<int>(t))] = static_cast<uint16_t>((first[t] + 1) % 4);
+  }
+  return b;
+}
+
+TEST(InferenceEstimator, FollowsPathsAndBacksOff) {
+  PathEstimator est(2, 4, 1, 1);
+  est.add(chain_batch({0, 1, 2, 0}));  // paths 0->1, 1->2, 2->3 seen; 3 never seen at layer 0
+  EXPECT_EQ(est.profiled_batches(), 1);
+  BatchRouting b = chain_batch({0, 0, 1, 3});
+  std::vector<uint16_t> top1;
+  PathEstimator::top1_choices(b, top1);
+  std::vector<double> out(4);
+  est.estimate(b, top1, 1, 1, out);
+  // Tokens from 0 go to 1 (twice), from 1 to 2; the token from 3 has an unknown path and backs off to layer 1's
+  // profiled popularity {1: 2/4, 2: 1/4, 3: 1/4}.
+  EXPECT_DOUBLE_EQ(out[0], 0.0);
+  EXPECT_DOUBLE_EQ(out[1], 2.5);
+  EXPECT_DOUBLE_EQ(out[2], 1.25);
+  EXPECT_DOUBLE_EQ(out[3], 0.25);
+  // Path length 0: the layer's popularity for every token: 4 * {0, .5, .25, .25}.
+  est.estimate(b, top1, 1, 0, out);
+  EXPECT_DOUBLE_EQ(out[1], 2.0);
+  EXPECT_DOUBLE_EQ(out[2], 1.0);
+  EXPECT_EQ(est.mean_counts(0), (std::vector<double>{2, 1, 1, 0}));
+}
+
+TEST(InferenceScheduler, LinaTwoPhaseDecisions) {
+  auto est = std::make_shared<PathEstimator>(2, 4, 1, 1);
+  est->add(chain_batch({0, 0, 0, 0, 0, 0, 1, 2}));
+  PolicySpec pol;
+  pol.name = "lina";
+  pol.path_length = 1;
+  InferenceScheduler s(pol, 4, 4, 2, est, 1);
+
+  // Estimate right: layer 0 static, Phase 1 for layer 1 at layer 0's gate (schedule_cost, overlapped); Phase 2
+  // finds the same top-2 and costs finetune_cost.
+  BatchRouting b = chain_batch({0, 0, 0, 0, 0, 0, 1, 2});
+  s.begin_batch(b);
+  LayerDecision d0 = s.on_gate(0, std::vector<double>{6, 1, 1, 0});
+  EXPECT_FALSE(d0.scheduled);
+  EXPECT_EQ(d0.placement, static_placement(4, 4));
+  EXPECT_DOUBLE_EQ(d0.next_phase1_seconds, pol.schedule_cost.seconds());
+  EXPECT_FALSE(d0.next_phase1_loads.empty());  // expert 1 (6 of 8 tokens expected) is replicated beyond home
+  LayerDecision d1 = s.on_gate(1, std::vector<double>{0, 6, 1, 1});
+  EXPECT_TRUE(d1.scheduled && d1.estimate_hit && !d1.rescheduled);
+  EXPECT_DOUBLE_EQ(d1.blocking_seconds, pol.finetune_cost.seconds());
+  EXPECT_TRUE(d1.blocking_loads.empty());
+  EXPECT_GE(d1.placement.replicas[1].size(), 2u);
+
+  // Estimate wrong (the actual routing no longer follows the profile): Phase 2 reschedules and blocks.
+  BatchRouting c = chain_batch({0, 0, 0, 0, 0, 0, 1, 2});
+  s.begin_batch(c);
+  s.on_gate(0, std::vector<double>{6, 1, 1, 0});
+  LayerDecision e1 = s.on_gate(1, std::vector<double>{0, 0, 2, 6});
+  EXPECT_TRUE(e1.scheduled && !e1.estimate_hit && e1.rescheduled);
+  EXPECT_DOUBLE_EQ(e1.blocking_seconds, pol.schedule_cost.seconds());
+  EXPECT_GE(e1.placement.replicas[3].size(), 2u);
+}
+
+TEST(InferenceScheduler, BaselinesAndBounds) {
+  PolicySpec pol;
+  pol.name = "deepspeed";
+  InferenceScheduler ds(pol, 4, 4, 2, nullptr, 1);
+  BatchRouting b = chain_batch({0, 0, 0, 1});
+  ds.begin_batch(b);
+  LayerDecision d = ds.on_gate(0, std::vector<double>{3, 1, 0, 0});
+  EXPECT_EQ(d.placement, static_placement(4, 4));
+  EXPECT_EQ(d.blocking_seconds, 0);
+
+  pol.name = "oracle-placement";
+  InferenceScheduler oracle(pol, 4, 4, 2, nullptr, 1);
+  oracle.begin_batch(b);
+  d = oracle.on_gate(0, std::vector<double>{3, 1, 0, 0});
+  EXPECT_EQ(d.placement.replicas[0].size(), 3u);  // s = {3, 1, 0, 0}
+  EXPECT_EQ(d.blocking_seconds, 0);
+
+  pol.name = "lina-no-estimate";
+  InferenceScheduler ne(pol, 4, 4, 2, nullptr, 1);
+  ne.begin_batch(b);
+  d = ne.on_gate(0, std::vector<double>{3, 1, 0, 0});
+  EXPECT_EQ(d.placement.replicas[0].size(), 3u);
+  EXPECT_DOUBLE_EQ(d.blocking_seconds, pol.schedule_cost.seconds());
+  EXPECT_EQ(d.blocking_loads.size(), 2u);  // expert 0 on two devices that are not its home
+
+  pol.name = "lina";
+  EXPECT_THROW(InferenceScheduler(pol, 4, 4, 2, nullptr, 1), InputError);
+}
+
+}  // namespace
+}  // namespace lina

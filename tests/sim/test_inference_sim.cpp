@@ -1,0 +1,95 @@
+// Inference simulation end to end (DESIGN.md 2.6, 3.2): closed forms on balanced routing, the order of the bounds on
+// skewed routing, determinism, queueing under Poisson arrivals.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "sched/cluster_spec.hpp"
+#include "sched/error.hpp"
+#include "sched/model_spec.hpp"
+#include "sim/inference_sim.hpp"
+
+namespace lina::sim {
+namespace {
+
+InferenceInput small(const std::string& policy, const std::string& routing) {
+  InferenceInput in;
+  in.cluster = load_cluster_preset_or_file("lina-testbed");
+  in.cluster.nodes = 2;  // 8 GPUs: the all-to-all crosses the 100 Gb/s NICs
+  in.model = load_model(
+      nlohmann::json{{"base", "transformer-xl"}, {"layers", 4}, {"experts", 8}, {"top_k", 1}, {"capacity_factor", 0}},
+      "test", "/model");
+  in.workload.batch_size = 16;
+  in.workload.seq_len = 128;
+  in.workload.batches = 6;
+  in.workload.routing.kind = routing;
+  in.workload.routing.zipf_s = 1.2;
+  in.workload.routing.rho = 0.5;
+  in.workload.routing.profile_batches = 6;
+  in.policy.name = policy;
+  in.policy.path_length = 1;
+  in.seed = 3;
+  return in;
+}
+
+TEST(InferenceSim, BalancedRoutingMakesPlacementPoliciesEqual) {
+  // Balanced routing sends every rank's tokens evenly to all experts: the oracle keeps the static placement (each
+  // expert needs exactly one device, on its home) and the ideal even split moves the same bytes, so all three
+  // latencies are equal, and every batch is the same (median = tail).
+  auto ds = run_inference(small("deepspeed", "balanced"));
+  auto oracle = run_inference(small("oracle-placement", "balanced"));
+  auto ideal = run_inference(small("ideal", "balanced"));
+  EXPECT_DOUBLE_EQ(ds.metrics["latency_p50_s"], ds.metrics["latency_p99_s"]);
+  EXPECT_DOUBLE_EQ(ds.metrics["latency_p50_s"], oracle.metrics["latency_p50_s"]);
+  EXPECT_DOUBLE_EQ(ds.metrics["latency_p50_s"], ideal.metrics["latency_p50_s"]);
+  EXPECT_EQ(ds.metrics["weight_loads_per_batch"], 0);
+  EXPECT_GT(ds.metrics["latency_p50_s"], 0);
+}
+
+TEST(InferenceSim, SkewOrdersTheBounds) {
+  auto ds = run_inference(small("deepspeed", "zipf"));
+  auto oracle = run_inference(small("oracle-placement", "zipf"));
+  auto ideal = run_inference(small("ideal", "zipf"));
+  auto ne = run_inference(small("lina-no-estimate", "zipf"));
+  auto lina = run_inference(small("lina", "zipf"));
+  // Zipf(1.2) over 8 experts puts 2.2x the mean on the hottest expert: the static placement is slower.
+  EXPECT_LE(ideal.metrics["latency_p95_s"], oracle.metrics["latency_p95_s"]);
+  EXPECT_LT(oracle.metrics["latency_p95_s"], ds.metrics["latency_p95_s"]);
+  EXPECT_LT(oracle.metrics["a2a_tail_time_s"], ds.metrics["a2a_tail_time_s"]);
+  // Scheduling after the gate costs schedule_cost (6.2 ms) per layer on the critical path: the oracle's placement
+  // plus at least 4 x 6.2 ms.
+  EXPECT_GE(ne.metrics["latency_p50_s"], oracle.metrics["latency_p50_s"] + 4 * 6.2e-3 - 1e-3);
+  // Lina estimated layers 1..3 (path length 1); statistics are shares.
+  ASSERT_TRUE(lina.metrics.count("estimate_accuracy"));
+  EXPECT_GE(lina.metrics["estimate_accuracy"], 0.0);
+  EXPECT_LE(lina.metrics["estimate_accuracy"], 1.0);
+  EXPECT_GE(lina.metrics["phase2_rate"], 0.0);
+  EXPECT_NEAR(lina.metrics["phase2_rate"], 1.0 - lina.metrics["estimate_accuracy"], 1e-12);
+  EXPECT_EQ(ds.metrics["batches"], 6);
+}
+
+TEST(InferenceSim, Deterministic) {
+  auto a = run_inference(small("lina", "zipf"));
+  auto b = run_inference(small("lina", "zipf"));
+  EXPECT_EQ(a.metrics, b.metrics);
+  EXPECT_EQ(a.notes, b.notes);
+}
+
+TEST(InferenceSim, PoissonArrivalsQueue) {
+  auto closed = run_inference(small("deepspeed", "zipf"));
+  auto in = small("deepspeed", "zipf");
+  in.workload.arrival = "poisson";
+  in.workload.arrival_rate_per_s = 1e6;  // far above the service rate: batches wait for each other
+  auto open = run_inference(in);
+  EXPECT_DOUBLE_EQ(open.metrics["service_mean_s"], closed.metrics["service_mean_s"]);
+  EXPECT_GT(open.metrics["latency_mean_s"], 2 * closed.metrics["latency_mean_s"]);
+}
+
+TEST(InferenceSim, DenseModelIsAnInputError) {
+  auto in = small("deepspeed", "zipf");
+  in.model.experts = 0;
+  EXPECT_THROW(run_inference(in), InputError);
+}
+
+}  // namespace
+}  // namespace lina::sim
