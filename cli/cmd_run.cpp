@@ -37,6 +37,7 @@ struct Options {
   std::string spec;
   std::vector<std::string> sets;
   std::string out;
+  std::string calibration;
   int jobs = 1;
   bool plot = true;
 };
@@ -85,8 +86,10 @@ int cmd_run(const std::vector<std::string>& args) {
   opts.add_options()("help,h", "show this help")("set,s", po::value(&o.sets)->composing(),
                                                  "override a parameter: PATH=VALUE (repeatable; see 'lina params')")(
       "output,o", po::value(&o.out), "output folder (default: the spec's \"output\", else results/<name>)")(
-      "jobs,j", po::value(&o.jobs)->default_value(1), "sweep points run in parallel")("no-plot", "do not draw plots")(
-      "spec", po::value(&o.spec), "experiment spec (JSON)");
+      "jobs,j", po::value(&o.jobs)->default_value(1), "sweep points run in parallel")(
+      "calibration", po::value(&o.calibration),
+      "calibration file from 'lina hw calibrate' (docs/calibration.md); same as --set cluster.calibration=FILE")(
+      "no-plot", "do not draw plots")("spec", po::value(&o.spec), "experiment spec (JSON)");
   po::positional_options_description pos;
   pos.add("spec", 1);
   po::variables_map vm;
@@ -104,9 +107,20 @@ int cmd_run(const std::vector<std::string>& args) {
 
   std::vector<Override> overrides;
   for (const auto& s : o.sets) overrides.push_back(parse_override(s));
+  if (!o.calibration.empty()) {
+    if (!fs::exists(o.calibration)) throw InputError(format_location(o.calibration, "", "calibration file not found"));
+    overrides.push_back(
+        Override{"cluster.calibration", fs::absolute(o.calibration).string(), "--calibration " + o.calibration});
+  }
   ExperimentSpec e = load_experiment(o.spec, overrides);
   std::string out = o.out.empty() ? e.output : o.out;
-  const std::string digest = std::to_string(std::hash<std::string>{}(e.document.dump()));
+  // Cached points are reused only for the same resolved spec and the same calibration contents.
+  std::string digest_text = e.document.dump();
+  if (e.document.contains("cluster") && e.document["cluster"].is_object()) {
+    std::string cal = e.document["cluster"].value("calibration", "");
+    if (!cal.empty()) digest_text += read_file(cal);
+  }
+  const std::string digest = std::to_string(std::hash<std::string>{}(digest_text));
   auto points = e.points();
   std::vector<PointResult> results(points.size());
   std::vector<uint8_t> have(points.size(), 0);
