@@ -56,7 +56,7 @@ std::vector<ReferenceRow> compare_references(const nlohmann::json& references, c
     row.metric = ref.at("metric").get<std::string>();
     row.published = ref.at("value").get<double>();
     row.source = ref.value("source", "");
-    const auto& where = ref.at("where");
+    const nlohmann::json where = ref.value("where", nlohmann::json::object());
     for (const auto& [k, v] : where.items()) {
       if (!row.where.empty()) row.where += ",";
       row.where += k.substr(k.rfind('.') + 1) + "=" + (v.is_string() ? v.get<std::string>() : v.dump());

@@ -248,4 +248,13 @@ Time ComputeModel::duration(OpKind kind, double flops, double bytes, const std::
   return launch_ + Time::from_seconds_ceil(busy);
 }
 
+CalibratedCluster calibrate_cluster(const ClusterSpec& cluster) {
+  CalibratedCluster c{cluster, std::nullopt};
+  if (!cluster.calibration.empty()) {
+    c.calibration = load_calibration(cluster.calibration);
+    apply_calibration(c.cluster, *c.calibration);
+  }
+  return c;
+}
+
 }  // namespace lina::sim

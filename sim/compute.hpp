@@ -91,6 +91,14 @@ const std::vector<std::string>& calibration_link_classes();
 // GPU's launch overhead and HBM bandwidth when measured.
 void apply_calibration(ClusterSpec& cluster, const Calibration& cal);
 
+// A cluster with its calibration (cluster.calibration) applied: the measured link numbers replace the preset's in
+// the copy, and the calibration is returned for the ComputeModel. Without a calibration file: the cluster as given.
+struct CalibratedCluster {
+  ClusterSpec cluster;
+  std::optional<Calibration> calibration;
+};
+CalibratedCluster calibrate_cluster(const ClusterSpec& cluster);
+
 class ComputeModel {
  public:
   // `interference` overrides the calibration's factor when set (an experiment parameter).

@@ -250,8 +250,10 @@ RunResult run_inference(const InferenceInput& in) {
   }
   InferenceScheduler sched(in.policy, E, N, ML, est, in.seed);
 
-  Topology topology(in.cluster);
-  ComputeModel compute(in.cluster.gpu);
+  // A calibration file named by the cluster replaces datasheet links and efficiencies (docs/calibration.md).
+  const auto [cluster, calibration] = calibrate_cluster(in.cluster);
+  Topology topology(cluster);
+  ComputeModel compute(cluster.gpu, calibration);
   const std::string dtype = m.compute_dtype;
   const double expert_bytes = static_cast<double>(count_params(m).per_expert) * m.dtype_bytes();
 
@@ -300,7 +302,7 @@ RunResult run_inference(const InferenceInput& in) {
 
     Engine engine;
     Network network(engine, topology);
-    InferenceBackend backend(engine, network, topology, in.cluster);
+    InferenceBackend backend(engine, network, topology, cluster);
     ExecutorOptions opts;
     opts.compute_duration = [&](const Task& t) {
       if (t.kind == TaskKind::kHost) return Time::from_seconds_ceil(t.host_seconds);

@@ -70,12 +70,7 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
 
   // A calibration measured on the cluster replaces datasheet numbers: links before the topology is built, compute
   // efficiencies in the compute model.
-  ClusterSpec cluster = in.cluster;
-  std::optional<Calibration> calibration;
-  if (!cluster.calibration.empty()) {
-    calibration = load_calibration(cluster.calibration);
-    apply_calibration(cluster, *calibration);
-  }
+  auto [cluster, calibration] = calibrate_cluster(in.cluster);
   Engine engine;
   Topology topology(cluster);
   Network network(engine, topology);
