@@ -114,8 +114,9 @@ int cmd_run(const std::vector<std::string>& args) {
   }
   ExperimentSpec e = load_experiment(o.spec, overrides);
   std::string out = o.out.empty() ? e.output : o.out;
-  // Cached points are reused only for the same resolved spec and the same calibration contents.
-  std::string digest_text = e.document.dump();
+  // Cached points are reused only for the same resolved spec, calibration contents and lina build (a new version
+  // or commit may change any result).
+  std::string digest_text = e.document.dump() + std::string(version()) + std::string(git_commit());
   if (e.document.contains("cluster") && e.document["cluster"].is_object()) {
     std::string cal = e.document["cluster"].value("calibration", "");
     if (!cal.empty()) digest_text += read_file(cal);
