@@ -52,7 +52,7 @@ struct Unit {
 }  // namespace
 
 Placement popularity_placement(std::span<const double> load, int N, int max_per_device, uint64_t seed,
-                               const Residency* resident) {
+                               const Residency* resident, int devices_per_node) {
   const int E = static_cast<int>(load.size());
   if (N <= 0 || E <= 0) throw std::invalid_argument("popularity_placement: no devices or experts");
   max_per_device = std::max(1, max_per_device);
@@ -173,6 +173,8 @@ Placement popularity_placement(std::span<const double> load, int N, int max_per_
   std::vector<std::vector<int>> device_experts(static_cast<size_t>(N));
   // Two passes: copies that can land where their weights already are, then the others on the lowest free devices.
   std::vector<uint8_t> assigned(copies.size(), 0);
+  const int per_node = devices_per_node > 0 ? devices_per_node : N;
+  std::vector<double> node_load(static_cast<size_t>((N + per_node - 1) / per_node), 0.0);
   for (int pass = 0; pass < 2; ++pass) {
     for (size_t i = 0; i < copies.size(); ++i) {
       if (assigned[i]) continue;
@@ -184,7 +186,12 @@ Placement popularity_placement(std::span<const double> load, int N, int max_per_
         if (resident) {
           for (int e : units[c.unit].experts) score += resident->has(d, e) ? 1 : 0;
         }
-        if (score > best_score) {
+        bool better = score > best_score;
+        if (!better && best >= 0 && score == best_score && devices_per_node > 0) {
+          better =
+              node_load[static_cast<size_t>(d / per_node)] < node_load[static_cast<size_t>(best / per_node)] - 1e-12;
+        }
+        if (better) {
           best = d;
           best_score = score;
         }
@@ -193,6 +200,7 @@ Placement popularity_placement(std::span<const double> load, int N, int max_per_
       assigned[i] = 1;
       device_unit[static_cast<size_t>(best)] = static_cast<int>(c.unit);
       device_load[static_cast<size_t>(best)] = c.load;
+      node_load[static_cast<size_t>(best / per_node)] += c.load;
       device_experts[static_cast<size_t>(best)] = units[c.unit].experts;
     }
   }

@@ -50,10 +50,12 @@ Residency home_residency(int experts, int devices);
 //     grows least loses a copy, else the two lightest packed devices merge;
 //  5. experts nobody is expected to pick are spread over the devices with a free slot (fewest experts, then least
 //     expected load), else placed on a seeded random device.
-// Copies go to devices where their experts are already resident when `resident` is given (fewer weight loads).
+// Copies go to devices where their experts are already resident when `resident` is given (fewer weight loads);
+// among equally good devices, to the node with the least expected load so far when `devices_per_node` > 0 (the
+// copies of a hot expert spread over nodes instead of crowding one node's NIC), then to the lowest device id.
 // Deterministic for a seed. All loads zero: the static placement.
 Placement popularity_placement(std::span<const double> load, int devices, int max_per_device, uint64_t seed,
-                               const Residency* resident = nullptr);
+                               const Residency* resident = nullptr, int devices_per_node = 0);
 
 // (device, expert) pairs that `p` places on a device not holding the expert's weights.
 std::vector<std::pair<int, int>> missing_weights(const Placement& p, const Residency& r);

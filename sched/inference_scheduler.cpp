@@ -18,12 +18,14 @@ InferencePolicyKind inference_policy_kind(const std::string& name) {
 }
 
 InferenceScheduler::InferenceScheduler(const PolicySpec& policy, int experts, int devices, int layers,
-                                       std::shared_ptr<const PathEstimator> estimator, uint64_t seed)
+                                       std::shared_ptr<const PathEstimator> estimator, uint64_t seed,
+                                       int devices_per_node)
     : policy_(policy),
       kind_(inference_policy_kind(policy.name)),
       experts_(experts),
       devices_(devices),
       layers_(layers),
+      devices_per_node_(devices_per_node),
       estimator_(std::move(estimator)),
       seed_(seed) {
   residency_.assign(static_cast<size_t>(layers_), home_residency(experts_, devices_));
@@ -36,7 +38,8 @@ InferenceScheduler::InferenceScheduler(const PolicySpec& policy, int experts, in
     for (int l = 0; l < layers_; ++l) {
       std::vector<double> mean = estimator_->mean_counts(l);
       Residency home = home_residency(experts_, devices_);
-      history_.push_back(popularity_placement(mean, devices_, policy_.max_experts_per_device, sub_seed(l), &home));
+      history_.push_back(
+          popularity_placement(mean, devices_, policy_.max_experts_per_device, sub_seed(l), &home, devices_per_node_));
     }
   }
 }
@@ -50,7 +53,7 @@ uint64_t InferenceScheduler::sub_seed(int layer) const {
 }
 
 Placement InferenceScheduler::place(std::span<const double> load, int layer, const Residency* res) {
-  return popularity_placement(load, devices_, policy_.max_experts_per_device, sub_seed(layer), res);
+  return popularity_placement(load, devices_, policy_.max_experts_per_device, sub_seed(layer), res, devices_per_node_);
 }
 
 void InferenceScheduler::begin_batch(const BatchRouting& batch) {

@@ -73,8 +73,9 @@ class InferenceScheduler : public RuntimeScheduler {
  public:
   // `estimator` (lina policies) and the profiling popularity (replicate-history) come from the profiling batches;
   // it may be null for the other policies.
+  // `devices_per_node` > 0 makes placements spread the copies of hot experts over nodes (see popularity_placement).
   InferenceScheduler(const PolicySpec& policy, int experts, int devices, int layers,
-                     std::shared_ptr<const PathEstimator> estimator, uint64_t seed);
+                     std::shared_ptr<const PathEstimator> estimator, uint64_t seed, int devices_per_node = 0);
 
   // A new batch enters layer 0; its routing is what the gates will produce.
   void begin_batch(const BatchRouting& batch);
@@ -96,7 +97,7 @@ class InferenceScheduler : public RuntimeScheduler {
 
   PolicySpec policy_;
   InferencePolicyKind kind_;
-  int experts_, devices_, layers_;
+  int experts_, devices_, layers_, devices_per_node_;
   std::shared_ptr<const PathEstimator> estimator_;
   uint64_t seed_;
   Launcher* launcher_ = nullptr;

@@ -248,7 +248,7 @@ RunResult run_inference(const InferenceInput& in) {
       if (est && !key.empty()) cache_estimator(key, est);
     }
   }
-  InferenceScheduler sched(in.policy, E, N, ML, est, in.seed);
+  InferenceScheduler sched(in.policy, E, N, ML, est, in.seed, in.cluster.gpus_per_node);
 
   // A calibration file named by the cluster replaces datasheet links and efficiencies (docs/calibration.md).
   const auto [cluster, calibration] = calibrate_cluster(in.cluster);

@@ -189,3 +189,27 @@ TEST(InferenceScheduler, BaselinesAndBounds) {
 
 }  // namespace
 }  // namespace lina
+
+namespace lina {
+namespace {
+
+// 8 devices on 2 nodes of 4. Expert 0 expects 6 of 8 tokens: s_0 = 8 * 6/8 = 6 copies; experts 1 and 2 (1 token
+// each) get one device each. Without nodes the six copies take devices 0-5 (four on node 0); with nodes each copy
+// goes to the node with less expected load so far, so node 0 and node 1 get three copies each.
+TEST(InferencePlacement, CopiesOfAHotExpertSpreadOverNodes) {
+  std::vector<double> load = {6, 1, 1, 0, 0, 0, 0, 0};
+  Placement flat = popularity_placement(load, 8, 4, 1);
+  Placement spread = popularity_placement(load, 8, 4, 1, nullptr, 4);
+  auto per_node = [](const std::vector<int>& devices) {
+    int n0 = 0;
+    for (int d : devices) n0 += d < 4 ? 1 : 0;
+    return std::pair<int, int>{n0, static_cast<int>(devices.size()) - n0};
+  };
+  ASSERT_EQ(flat.replicas[0].size(), 6u);
+  ASSERT_EQ(spread.replicas[0].size(), 6u);
+  EXPECT_EQ(per_node(flat.replicas[0]), (std::pair<int, int>{4, 2}));
+  EXPECT_EQ(per_node(spread.replicas[0]), (std::pair<int, int>{3, 3}));
+}
+
+}  // namespace
+}  // namespace lina
