@@ -39,7 +39,9 @@ std::string declared_form(const std::vector<std::string>& parts) {
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (is_index(parts[i])) continue;
-    std::string p = parts[i] == "policies" ? "policy" : parts[i];
+    // "policies.N.x" is a policy option (declared as policy.x); "policies" alone is the whole list.
+    bool option = parts[i] == "policies" && i + 1 < parts.size();
+    std::string p = option ? "policy" : parts[i];
     if (!out.empty()) out += '.';
     out += p;
   }

@@ -110,6 +110,13 @@ TEST_F(ExperimentSpecTest, OverrideIntoGpuPresetInsideClusterPreset) {
   EXPECT_DOUBLE_EQ(p.cluster.gpu.peak_fp16_flops, 312e12);  // rest of A100-40GB kept
 }
 
+TEST_F(ExperimentSpecTest, WholePolicyListOverride) {
+  // --set policies=[...] replaces the list (declared as "policies"), unlike policies.N.x, a policy option.
+  ExperimentSpec e = load_experiment(write_spec(), {parse_override(R"(policies=[{"name": "tutel"}])")});
+  ASSERT_EQ(e.policies.size(), 1u);
+  EXPECT_EQ(e.policies[0].name, "tutel");
+}
+
 TEST_F(ExperimentSpecTest, PolicyIndexOverride) {
   ExperimentSpec e = load_experiment(write_spec(), {parse_override("policies.1.micro_op_size=10MB")});
   PointSpec p = load_point(e, e.point_document(e.points()[0]));
