@@ -52,7 +52,17 @@ class SynthSource : public RoutingSource {
   SynthSource(std::shared_ptr<std::vector<traces::SynthGenerator>> gens, std::shared_ptr<std::mt19937_64> rng,
               int sequences, int seq_tokens, int64_t batches)
       : gens_(std::move(gens)), rng_(std::move(rng)), sequences_(sequences), seq_tokens_(seq_tokens), left_(batches) {}
+  // The evaluated batches follow the profiling ones in one stream; `before` (the profiling source) is drained
+  // first if nobody read it, so every policy of a point evaluates the same batches whether or not it profiled (or
+  // found the lookup tables already built).
+  void follow(RoutingSource* before) { before_ = before; }
   bool next(BatchRouting& out) override {
+    if (before_) {
+      BatchRouting skipped;
+      while (before_->next(skipped)) {
+      }
+      before_ = nullptr;
+    }
     if (left_-- <= 0) return false;
     if (gens_->size() == 1) {
       (*gens_)[0].next(out);
@@ -79,6 +89,7 @@ class SynthSource : public RoutingSource {
   int sequences_, seq_tokens_;
   int64_t left_;
   BatchRouting part_;
+  RoutingSource* before_ = nullptr;  // owned by the same RoutingSources, which outlives both
 };
 
 // Batches [first, last) of a trace file.
@@ -188,8 +199,10 @@ RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, u
     // One stream of batches: the profiling ones first, then the evaluated ones (never the same batches).
     s.profile = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
                                               w.routing.profile_batches);
-    s.eval = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
-                                           w.batches);
+    auto eval = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
+                                              w.batches);
+    eval->follow(s.profile.get());
+    s.eval = std::move(eval);
     s.description = fmt::format("{} (s = {}, rho = {}, topics = {})", kind, kind == "uniform" ? 0.0 : w.routing.zipf_s,
                                 w.routing.rho, topics);
     return s;

@@ -93,3 +93,39 @@ TEST(InferenceSim, DenseModelIsAnInputError) {
 
 }  // namespace
 }  // namespace lina::sim
+
+namespace lina::sim {
+namespace {
+
+// Every policy of a point must evaluate the same batches, whether it read the profiling batches (lina) or not
+// (deepspeed, or lina finding the lookup tables already built): the evaluated batches come after the profiling
+// ones in one synthetic stream, never the profiling batches themselves.
+TEST(InferenceSim, EvaluatedBatchesDoNotDependOnWhetherProfilingWasRead) {
+  ModelSpec m = load_model(nlohmann::json{{"base", "transformer-xl"}, {"layers", 4}, {"experts", 8}, {"top_k", 1}},
+                           "", "/model");
+  WorkloadSpec w;
+  w.batch_size = 2;
+  w.seq_len = 16;
+  w.batches = 2;
+  w.routing.kind = "zipf";
+  w.routing.zipf_s = 1.0;
+  w.routing.topics = 2;
+  w.routing.profile_batches = 3;
+  BatchRouting read_profile, skipped_profile, profile_batch;
+  {
+    RoutingSources s = make_routing_sources(w, m, 7);
+    int n = 0;
+    while (s.profile->next(profile_batch)) ++n;
+    EXPECT_EQ(n, 3);
+    ASSERT_TRUE(s.eval->next(read_profile));
+  }
+  {
+    RoutingSources s = make_routing_sources(w, m, 7);
+    ASSERT_TRUE(s.eval->next(skipped_profile));
+  }
+  EXPECT_EQ(read_profile.experts, skipped_profile.experts);
+  EXPECT_NE(read_profile.experts, profile_batch.experts);  // the last profiling batch is not evaluated
+}
+
+}  // namespace
+}  // namespace lina::sim
