@@ -2,7 +2,8 @@
 """Draws the standard plots of a `lina run` output folder (reads results.json, schema lina.results/1).
 
 Training: step time per policy (grouped by sweep point, as the Lina paper's Figure 10) with the all-to-all and
-allreduce time beside it. Inference: median and p95 latency per policy. Writes PNG files next to results.json.
+allreduce time beside it. Inference: median, p95 and p99 latency per policy, and for the first point the latency CDF,
+the per-layer tail all-to-all and the expert popularity heatmap. Writes PNG files next to results.json.
 Uses matplotlib from Debian (python3-matplotlib); the Agg backend, so no display is needed.
 """
 import json
@@ -46,11 +47,58 @@ def main(out_dir):
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{res['experiment']} ({res['mode']})")
     fig.tight_layout()
-    path = os.path.join(out_dir, "results.png")
+    save(fig, os.path.join(out_dir, "results.png"))
+    if not training:
+        inference_plots(res, out_dir)
+
+
+def save(fig, path):
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=120)
     os.replace(tmp, path)
+    plt.close(fig)
     print(f"plot_results: wrote {path}")
+
+
+def inference_plots(res, out_dir):
+    """First point: latency CDF per policy, per-layer tail all-to-all, expert popularity heatmap (layer x expert)."""
+    point = res["points"][0]
+    pols = point["policies"]
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for p in pols:
+        lat = sorted(json.loads(p["notes"].get("latency_s", "[]")))
+        if lat:
+            ys = [(i + 1) / len(lat) for i in range(len(lat))]
+            ax.step([x * 1e3 for x in lat], ys, where="post", label=p["policy"])
+    ax.set_xlabel("batch latency (ms)")
+    ax.set_ylabel("CDF")
+    ax.legend(fontsize=7)
+    ax.set_title("latency CDF")
+    fig.tight_layout()
+    save(fig, os.path.join(out_dir, "latency_cdf.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for p in pols:
+        tail = json.loads(p["notes"].get("a2a_tail_per_layer_s", "[]"))
+        if tail:
+            ax.plot(range(len(tail)), [x * 1e3 for x in tail], marker="o", ms=3, label=p["policy"])
+    ax.set_xlabel("MoE layer")
+    ax.set_ylabel("tail all-to-all (ms)")
+    ax.legend(fontsize=7)
+    ax.set_title("per-layer tail all-to-all (p95)")
+    fig.tight_layout()
+    save(fig, os.path.join(out_dir, "a2a_tail_per_layer.png"))
+
+    pop = json.loads(pols[0]["notes"].get("popularity", "[]"))
+    if pop:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        im = ax.imshow(pop, aspect="auto", cmap="viridis")
+        ax.set_xlabel("expert")
+        ax.set_ylabel("MoE layer")
+        ax.set_title("mean tokens per expert")
+        fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        save(fig, os.path.join(out_dir, "popularity.png"))
 
 
 if __name__ == "__main__":
