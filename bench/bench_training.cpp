@@ -129,7 +129,8 @@ void BM_Training1024Gpu4LayerIteration(benchmark::State& state) {
     Timeline tl = exec.run(plan, sched);
     state.counters["iteration_s"] = tl.makespan.seconds();
     state.counters["flows"] = static_cast<double>(net.stats().flows);
-    state.counters["flows_per_s"] = benchmark::Counter(static_cast<double>(net.stats().flows), benchmark::Counter::kIsRate);
+    state.counters["flows_per_s"] =
+        benchmark::Counter(static_cast<double>(net.stats().flows), benchmark::Counter::kIsRate);
   }
 }
 BENCHMARK(BM_Training1024Gpu4LayerIteration)->Unit(benchmark::kMillisecond)->Iterations(1);

@@ -1,0 +1,43 @@
+// Speed of the inference simulation (issue 6): batches of 512 tokens through 24 MoE layers with 16 experts on 16
+// GPUs under `lina` (target: 10,000 batches in <= 10 s). Runs 200 batches and reports batches/s and the projected
+// time for 10,000.
+#include <benchmark/benchmark.h>
+
+#include <nlohmann/json.hpp>
+
+#include "sched/cluster_spec.hpp"
+#include "sched/model_spec.hpp"
+#include "sim/inference_sim.hpp"
+
+namespace {
+
+using namespace lina;
+
+void BM_Inference512Tokens24Layers16Experts(benchmark::State& state) {
+  sim::InferenceInput in;
+  in.cluster = load_cluster_preset_or_file("lina-testbed");
+  in.model = load_model(
+      nlohmann::json{{"base", "transformer-xl"}, {"experts", 16}, {"top_k", 1}, {"capacity_factor", 0}}, "", "/model");
+  in.workload.batch_size = 1;
+  in.workload.seq_len = 512;
+  in.workload.batches = state.range(0);
+  in.workload.routing.kind = "zipf";
+  in.workload.routing.zipf_s = 0.62;
+  in.workload.routing.rho = 0.35;
+  in.workload.routing.profile_batches = 100;
+  in.policy.name = "lina";
+  in.policy.label = "lina";
+  for (auto _ : state) {
+    sim::RunResult r = sim::run_inference(in);
+    benchmark::DoNotOptimize(r.metrics);
+  }
+  const double batches = static_cast<double>(state.range(0)) * static_cast<double>(state.iterations());
+  state.counters["batches_per_s"] = benchmark::Counter(batches, benchmark::Counter::kIsRate);
+  state.counters["s_per_10k_batches"] =
+      benchmark::Counter(batches / 1e4, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Inference512Tokens24Layers16Experts)->Arg(200)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+}  // namespace
+
+BENCHMARK_MAIN();
