@@ -117,9 +117,9 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   const int layers = static_cast<int>(cost.layers.size());
   (void)cl;
 
-  // Network classes: naive priority and the ideal bound put all-to-all above allreduce; the others share fairly
-  // (Lina orders launches instead, DESIGN.md 3.1).
-  const bool a2a_first = pol.name == "naive-priority" || pol.name == "ideal";
+  // Network classes: only the ideal bound puts all-to-all above allreduce in the network (the all-to-all sees the
+  // whole link); the others share links fairly, and naive priority and Lina order launches instead (DESIGN.md 3.1).
+  const bool a2a_first = pol.name == "ideal";
   const int a2a_class = 0, ar_class = a2a_first ? 1 : 0;
   const bool micro_ops = pol.name == "lina" || pol.name == "lina-partition";
 

@@ -8,6 +8,7 @@
 
 #include "sched/error.hpp"
 #include "sched/lina_scheduler.hpp"
+#include "sched/naive_priority_scheduler.hpp"
 #include "sim/collective_backend.hpp"
 #include "sim/compute.hpp"
 #include "sim/executor.hpp"
@@ -95,6 +96,8 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
     sched = std::make_unique<LinaTrainingScheduler>(false);
   } else if (name == "lina-fixed") {
     sched = std::make_unique<LinaTrainingScheduler>(true);
+  } else if (name == "naive-priority") {
+    sched = std::make_unique<NaivePriorityScheduler>();
   } else {
     sched = std::make_unique<ImmediateScheduler>();
   }
