@@ -51,6 +51,7 @@ PointResult run_point(const ExperimentSpec& e, const SweepPoint& sp, const std::
   pr.index = sp.index;
   pr.key = sp.key();
   for (const auto& [k, v] : sp.params) pr.params[k] = v;
+  std::vector<sim::RunResult> runs;
   for (const auto& pol : ps.policies) {
     // Link utilisation is recorded only for the point whose timelines are written (it can be large).
     sim::RunResult r;
@@ -65,6 +66,21 @@ PointResult run_point(const ExperimentSpec& e, const SweepPoint& sp, const std::
       write_chrome_trace(r.plan, r.timeline, ps.cluster.gpus_per_node,
                          (fs::path(out_dir) / fmt::format("timeline-{}.json", pol.label)).string());
     }
+    if (ps.mode == "training") runs.push_back(std::move(r));
+  }
+  // With the ideal bound in the comparison, each other policy gets the slowdown of its backward all-to-alls
+  // against it (the paper's Figure 3), where both ran the same plan structure.
+  for (size_t ideal = 0; ideal < runs.size(); ++ideal) {
+    if (ps.policies[ideal].name != "ideal") continue;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (i == ideal) continue;
+      std::vector<double> s = sim::a2a_bwd_slowdowns(runs[i], runs[ideal]);
+      if (s.empty()) continue;
+      auto& m = pr.policies[i].metrics;
+      m["a2a_bwd_slowdown_p50"] = s[(s.size() - 1) / 2];
+      m["a2a_bwd_slowdown_max"] = s.back();
+    }
+    break;
   }
   add_speedups(pr);
   return pr;

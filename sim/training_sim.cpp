@@ -214,6 +214,27 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
   };
 }
 
+std::vector<double> a2a_bwd_slowdowns(const RunResult& run, const RunResult& reference) {
+  const Plan &a = run.plan, &b = reference.plan;
+  std::vector<double> out;
+  if (a.tasks.size() != b.tasks.size() || a.collectives.size() != b.collectives.size()) return out;
+  int last_step = 0;
+  for (const auto& t : a.tasks) last_step = std::max(last_step, t.step);
+  for (size_t i = 0; i < a.tasks.size(); ++i) {
+    const Task &x = a.tasks[i], &y = b.tasks[i];
+    if (x.rank != y.rank || x.kind != y.kind || x.role != y.role || x.layer != y.layer || x.phase != y.phase) {
+      return {};
+    }
+    if (x.kind != TaskKind::kComm || x.phase != Phase::kBackward || x.step != last_step) continue;
+    if (a.collectives[static_cast<size_t>(x.collective)].kind != CommKind::kAllToAll) continue;
+    const TaskRecord &ra = run.timeline.records[i], &rb = reference.timeline.records[i];
+    double da = (ra.end - ra.start).seconds(), db = (rb.end - rb.start).seconds();
+    if (db > 0) out.push_back(da / db);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 RunResult run_training(const TrainingInput& in) {
   const std::string& name = in.policy.name;
   int degree = in.policy.pipeline_degree;

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "sched/cluster_spec.hpp"
 #include "sched/model_spec.hpp"
@@ -35,5 +36,10 @@ RunResult run_training(const TrainingInput& in);
 // Metrics of the last step of a training timeline (DESIGN.md 6): step time, MoE layer times, all-to-all and
 // allreduce busy time, exposed communication, compute utilisation, pipelining efficiency; averaged over ranks.
 std::map<std::string, double> training_metrics(const Plan& plan, const Timeline& tl);
+
+// The Lina paper's Figure 3: how much longer each backward all-to-all of the last step took in `run` than in
+// `reference` (the ideal bound, where allreduce never slows an all-to-all). Needs the same plan structure (same
+// layout and chunks); returns the per-task ratios, sorted, or nothing when the plans differ.
+std::vector<double> a2a_bwd_slowdowns(const RunResult& run, const RunResult& reference);
 
 }  // namespace lina::sim
