@@ -1,5 +1,6 @@
 // `lina collective` and `lina flows`, run in-process through main_entry.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -29,8 +30,14 @@ Result run(std::vector<std::string> args) {
   return {rc, out, err};
 }
 
+// One folder per test and process: ctest runs tests in parallel, and a shared file name let one test read another's
+// half-written file.
 std::string write_temp(const std::string& name, const std::string& text) {
-  auto p = std::filesystem::temp_directory_path() / ("lina_test_net_" + name);
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  auto dir = std::filesystem::path(::testing::TempDir()) / ("lina_test_net_" + std::string(info->test_suite_name()) +
+                                                            "." + info->name() + "." + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto p = dir / name;
   std::ofstream(p) << text;
   return p.string();
 }

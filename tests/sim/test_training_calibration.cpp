@@ -27,7 +27,8 @@ TrainingInput small_input() {
 }
 
 std::string write_calibration(const std::string& name, const nlohmann::json& j) {
-  auto dir = std::filesystem::path(::testing::TempDir()) / "lina-calibration-test";
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  auto dir = std::filesystem::path(::testing::TempDir()) / ("lina-calibration-" + std::string(info->name()));
   std::filesystem::create_directories(dir);
   auto path = (dir / name).string();
   std::ofstream(path) << j.dump();
@@ -39,8 +40,8 @@ TEST(TrainingCalibration, HalvedNicBandwidthSlowsTheAllToAll) {
   double base_a2a = run_training(in).metrics["a2a_fwd_time_s"];
   // The preset's NIC is 100 Gb/s = 12.5 GB/s; the calibration measured half of it, with no extra alpha.
   in.cluster.calibration = write_calibration(
-      "nic.json", {{"schema", "lina.calibration/1"},
-                   {"links", {{"nic", {{"alpha", "10us"}, {"bandwidth", "6.25GB/s"}}}}}});
+      "nic.json",
+      {{"schema", "lina.calibration/1"}, {"links", {{"nic", {{"alpha", "10us"}, {"bandwidth", "6.25GB/s"}}}}}});
   double slow_a2a = run_training(in).metrics["a2a_fwd_time_s"];
   // The forward all-to-alls cross the node NIC for 12 of every 16 destinations and are NIC-bound, so their time
   // nearly doubles (latencies and the intra-node phase do not scale): between 1.6x and 2x.
@@ -51,9 +52,8 @@ TEST(TrainingCalibration, HalvedNicBandwidthSlowsTheAllToAll) {
 TEST(TrainingCalibration, LowerGemmEfficiencySlowsExpertCompute) {
   TrainingInput in = small_input();
   double base = run_training(in).metrics["compute_util"] * run_training(in).metrics["step_time_s"];
-  in.cluster.calibration =
-      write_calibration("gemm.json", {{"schema", "lina.calibration/1"},
-                                      {"compute", {{"gemm", {{1e3, 0.05}, {1e15, 0.05}}}}}});
+  in.cluster.calibration = write_calibration(
+      "gemm.json", {{"schema", "lina.calibration/1"}, {"compute", {{"gemm", {{1e3, 0.05}, {1e15, 0.05}}}}}});
   RunResult r = run_training(in);
   double slow = r.metrics["compute_util"] * r.metrics["step_time_s"];
   // GEMMs at 5% of peak instead of up to 70%: busy compute time grows by well over 2x.
