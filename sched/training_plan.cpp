@@ -389,25 +389,32 @@ Plan build_training_plan(const TrainingPlanInput& in) {
       }
       ++micro_index;
     };
-    for (bool expert : {false, true}) {
-      double bucket = 0;
-      std::vector<int> bucket_ready;
-      int bucket_layer = -1;
-      for (const auto& ev : grads) {
-        if (ev.expert != expert) continue;
-        if (micro_ops) {
-          for (double chunk : partition(ev.bytes, pol.micro_op_bytes)) emit(ev.ready, chunk, expert, ev.layer);
-          continue;
-        }
-        bucket += ev.bytes;
-        bucket_ready = ev.ready;
-        bucket_layer = ev.layer;
-        if (bucket >= pol.bucket_bytes) {
-          emit(bucket_ready, bucket, expert, bucket_layer);
-          bucket = 0;
-        }
+    // Gradients are synchronised in the order they become ready, expert and non-expert interleaved (each kind
+    // has its own buckets, as they reduce over different groups), so expert gradients overlap the rest of the
+    // backward pass instead of waiting behind every non-expert bucket on the allreduce stream.
+    struct Bucket {
+      double bytes = 0;
+      std::vector<int> ready;
+      int layer = -1;
+    };
+    Bucket buckets[2];
+    for (const auto& ev : grads) {
+      if (micro_ops) {
+        for (double chunk : partition(ev.bytes, pol.micro_op_bytes)) emit(ev.ready, chunk, ev.expert, ev.layer);
+        continue;
       }
-      if (bucket > 0) emit(bucket_ready, bucket, expert, bucket_layer);
+      Bucket& b = buckets[ev.expert ? 1 : 0];
+      b.bytes += ev.bytes;
+      b.ready = ev.ready;
+      b.layer = ev.layer;
+      if (b.bytes >= pol.bucket_bytes) {
+        emit(b.ready, b.bytes, ev.expert, b.layer);
+        b.bytes = 0;
+      }
+    }
+    for (bool expert : {false, true}) {
+      Bucket& b = buckets[expert ? 1 : 0];
+      if (b.bytes > 0) emit(b.ready, b.bytes, expert, b.layer);
     }
 
     // ---- optimizer (Adam: reads and writes fp32 params, grads and two moments) ----

@@ -427,3 +427,33 @@ TEST(ValidatePlan, RejectsBrokenPlans) {
 
 }  // namespace
 }  // namespace lina
+
+namespace lina {
+namespace {
+
+// Gradients are synchronised in the order they become ready: with 8 experts on 16 GPUs (2 replicas each) and one
+// DDP bucket per tensor, rank 0's first expert-gradient allreduce (the last layer's experts, ready in the middle of
+// that layer's backward) is issued on the allreduce stream before the non-expert gradients of the first layer,
+// which are ready only at the end of the backward pass.
+TEST(TrainingPlan, ExpertAndNonExpertGradientsInterleaveInReadinessOrder) {
+  Fixture f(3, 8, "deepspeed");
+  f.pol.bucket_bytes = 1;  // one bucket per tensor
+  Plan p = f.build();
+  int first_expert = -1, last_dense = -1, first_expert_layer = -1;
+  for (size_t i = 0; i < p.tasks.size(); ++i) {
+    const Task& t = p.tasks[i];
+    if (t.rank != 0 || t.kind != TaskKind::kComm || t.role != Role::kGradSync) continue;
+    bool expert = static_cast<int>(coll(p, t).ranks.size()) != p.ranks;
+    if (expert && first_expert < 0) {
+      first_expert = static_cast<int>(i);
+      first_expert_layer = t.layer;
+    }
+    if (!expert) last_dense = static_cast<int>(i);
+  }
+  ASSERT_GE(first_expert, 0);
+  EXPECT_EQ(first_expert_layer, 2);     // the last layer's experts come first in backward
+  EXPECT_LT(first_expert, last_dense);  // ... and are not queued behind every non-expert gradient
+}
+
+}  // namespace
+}  // namespace lina
