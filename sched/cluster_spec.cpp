@@ -170,11 +170,7 @@ ClusterSpec cluster_from_json(const json& j, const std::string& file, const std:
   c.collective_alpha = r.time("collective_alpha");
   c.calibration = r.string("calibration");
   if (!c.calibration.empty()) {
-    std::filesystem::path p(c.calibration);
-    if (p.is_relative() && !file.empty()) {
-      auto beside = std::filesystem::path(file).parent_path() / p;
-      if (std::filesystem::exists(beside)) p = beside;
-    }
+    std::filesystem::path p = resolve_relative(c.calibration, file);
     if (!std::filesystem::exists(p)) {
       r.fail("calibration", fmt::format("calibration file '{}' not found", c.calibration));
     }

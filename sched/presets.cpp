@@ -21,6 +21,8 @@ bool split(std::string_view path, std::string_view& folder, std::string_view& na
   return true;
 }
 
+}  // namespace
+
 std::filesystem::path resolve_relative(const std::string& name, const std::string& referencing_file) {
   std::filesystem::path p(name);
   if (p.is_relative() && !referencing_file.empty()) {
@@ -29,8 +31,6 @@ std::filesystem::path resolve_relative(const std::string& name, const std::strin
   }
   return p;
 }
-
-}  // namespace
 
 const EmbeddedPreset* find_preset(std::string_view folder, std::string_view name) {
   for (const auto& p : embedded_presets()) {

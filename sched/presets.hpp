@@ -2,6 +2,7 @@
 // so that a spec can say "cluster": "dgx-a100" from any working directory.
 #pragma once
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -21,6 +22,10 @@ const std::vector<EmbeddedPreset>& embedded_presets();
 const EmbeddedPreset* find_preset(std::string_view folder, std::string_view name);
 // Names of all presets in a folder, sorted.
 std::vector<std::string> preset_names(std::string_view folder);
+
+// A path named in a spec: relative to the referencing file's folder when it exists there, else as given (relative
+// to the working directory).
+std::filesystem::path resolve_relative(const std::string& name, const std::string& referencing_file);
 
 // A spec reference: a preset name (looked up in `folder`), a path to a JSON file (relative to the referencing file's
 // folder when it exists there, else to the working directory), or an inline object. Returns the object and where it
