@@ -98,7 +98,18 @@ TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int k, int 
   }
   l.group_size = m.experts / k;
   l.replicas = l.ranks / l.group_size;
+  l.offloaded_share = offloaded_expert_share(m, c, k);
   return l;
+}
+
+double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int k) {
+  constexpr double kBytesPerParam = 16;  // mixed-precision Adam
+  const ParamCounts pc = count_params(m);
+  const double expert = static_cast<double>(k) * static_cast<double>(pc.per_expert) * m.moe_layer_count();
+  if (expert <= 0) return 0;
+  const double room = c.gpu.memory_bytes / kBytesPerParam - static_cast<double>(pc.non_expert);
+  if (room >= expert) return 0;
+  return std::min(1.0, 1.0 - std::max(0.0, room) / expert);
 }
 
 double balanced_a2a_bytes_per_rank(const ModelSpec& m, const WorkloadSpec& w) {
@@ -217,6 +228,21 @@ Plan build_training_plan(const TrainingPlanInput& in) {
     }
     return last_task;
   };
+  // Expert weights that do not fit in GPU memory come from host memory over PCIe before each expert computation
+  // (issued when the layer's gate or combine computation starts, so the load overlaps the all-to-all). The
+  // gradients go back on the other direction of the full-duplex link and are not modelled as a separate transfer.
+  const double offload_bytes = L.offloaded_share * k * cost.expert_param_bytes;
+  auto add_host_load = [&](int r, int layer, Phase ph, int after, int step) {
+    if (offload_bytes <= 0) return -1;
+    Collective c;
+    c.kind = CommKind::kHostLoad;
+    c.ranks = {r};
+    c.bytes = {offload_bytes};
+    c.phase = ph;
+    c.layer = layer;
+    int id = plan.add_collective(std::move(c));
+    return add_comm(r, id, Stream::kHost, {after}, step);
+  };
   // Expert FFN of rank r on `tokens` received tokens spread over its k experts (one GEMM pair per expert).
   auto expert_cost = [&](double tokens) {
     OpCost c = expert_ffn_cost(m, tokens / k);
@@ -275,9 +301,12 @@ Plan build_training_plan(const TrainingPlanInput& in) {
           d[static_cast<size_t>(c)] = add_comm(r, dispatch[static_cast<size_t>(c * groups + r / G)], Stream::kAllToAll,
                                                {gate[static_cast<size_t>(r)]}, step);
         }
+        const int load = add_host_load(r, l, Phase::kForward, gate[static_cast<size_t>(r)], step);
         for (int c = 0; c < P; ++c) {
+          std::vector<int> deps = {d[static_cast<size_t>(c)]};
+          if (load >= 0) deps.push_back(load);
           x[static_cast<size_t>(c)] = add_compute(r, expert_cost(tok), 1, Phase::kForward, l, Role::kExpert,
-                                                  P > 1 ? c : -1, {d[static_cast<size_t>(c)]}, step);
+                                                  P > 1 ? c : -1, std::move(deps), step);
         }
         for (int c = 0; c < P; ++c) {
           pending[static_cast<size_t>(r)].push_back(add_comm(r, combine[static_cast<size_t>(c * groups + r / G)],
@@ -324,9 +353,12 @@ Plan build_training_plan(const TrainingPlanInput& in) {
             a[static_cast<size_t>(c)] = add_comm(r, first[static_cast<size_t>(c * groups + r / G)], Stream::kAllToAll,
                                                  {pre[static_cast<size_t>(r)]}, step);
           }
+          const int load = add_host_load(r, l, Phase::kBackward, pre[static_cast<size_t>(r)], step);
           for (int c = 0; c < P; ++c) {
+            std::vector<int> deps = {a[static_cast<size_t>(c)]};
+            if (load >= 0) deps.push_back(load);
             x[static_cast<size_t>(c)] = add_compute(r, expert_cost(tok), 2, Phase::kBackward, l, Role::kExpert,
-                                                    P > 1 ? c : -1, {a[static_cast<size_t>(c)]}, step);
+                                                    P > 1 ? c : -1, std::move(deps), step);
           }
           expert_last[static_cast<size_t>(r)] = x.back();
           for (int c = 0; c < P; ++c) {

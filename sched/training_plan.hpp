@@ -19,11 +19,11 @@ namespace lina {
 // Forward costs of one layer for a rank's `tokens` (from sched/flops.hpp) and the gradient tensors of the layer.
 struct LayerCost {
   bool moe = false;
-  std::vector<OpCost> other;             // norms, attention projections and scores, residuals: all but the FFN/MoE
-  OpCost gate;                           // router (MoE layers)
-  OpCost ffn;                            // dense FFN (dense layers) or shared experts (MoE layers); may be empty
+  std::vector<OpCost> other;              // norms, attention projections and scores, residuals: all but the FFN/MoE
+  OpCost gate;                            // router (MoE layers)
+  OpCost ffn;                             // dense FFN (dense layers) or shared experts (MoE layers); may be empty
   std::vector<double> grad_tensor_bytes;  // non-expert gradient tensors of the layer, in backward order
-  double expert_grad_bytes = 0;          // one routed expert's gradients
+  double expert_grad_bytes = 0;           // one routed expert's gradients
 };
 
 struct ModelCost {
@@ -46,7 +46,15 @@ struct TrainingLayout {
   int group_size = 0;          // expert-parallel group: experts / k devices
   int replicas = 1;            // of each expert: ranks / group_size
   int pipeline_degree = 1;     // all-to-all / expert-compute chunks
+  // Share of the device's expert weights that do not fit in GPU memory and live in host memory: they are loaded
+  // over PCIe before each forward and backward expert computation (DESIGN.md 3.1; make_layout fills it in).
+  double offloaded_share = 0;
 };
+
+// Share of a device's expert parameters that do not fit in GPU memory with k experts per device, counting about
+// 16 bytes per parameter for mixed-precision Adam (weights, gradients, fp32 master copy, two moments) and the
+// non-expert parameters first. 0 when everything fits.
+double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int experts_per_device);
 
 // The smallest valid layout for a packing k (k = 0: the smallest k with E/k dividing the rank count). Throws
 // InputError when experts and ranks cannot be arranged (E must divide N*k and E/k divide N).

@@ -7,6 +7,11 @@
 namespace lina::sim {
 
 void NetworkCollectives::start(const Collective& c, std::function<void(int)> on_rank_done) {
+  if (c.kind == CommKind::kHostLoad) {
+    network_.start_host_flow(c.ranks.at(0), c.bytes.at(0), c.priority_class, 1.0,
+                             [cb = std::move(on_rank_done)](Network::FlowId) { cb(0); });
+    return;
+  }
   // Collectives reports completion per GPU; the executor wants the participant's position.
   auto position = std::make_shared<std::vector<int>>(static_cast<size_t>(gpus_), -1);
   for (size_t i = 0; i < c.ranks.size(); ++i) (*position)[static_cast<size_t>(c.ranks[i])] = static_cast<int>(i);
@@ -30,7 +35,7 @@ void NetworkCollectives::start(const Collective& c, std::function<void(int)> on_
       id = collectives_.all_gather(c.ranks, c.bytes.at(0), c.priority_class, done);
       break;
     case CommKind::kHostLoad:
-      throw std::logic_error("host loads are not collectives");
+      break;  // handled above
   }
   collectives_.launch_all(id);
 }

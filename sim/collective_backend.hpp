@@ -1,6 +1,6 @@
 // Runs a Plan's collectives on the network for the executor, through sim::Collectives (DESIGN.md 2.4). The
 // executor already waits for every participant to launch (NCCL rendezvous), so each collective is launched on all
-// its ranks at once here.
+// its ranks at once here. A host load (one rank, host memory to GPU over PCIe) is a single flow on the host link.
 #pragma once
 
 #include <functional>
@@ -17,10 +17,11 @@ namespace lina::sim {
 class NetworkCollectives : public CollectiveBackend {
  public:
   NetworkCollectives(Engine& engine, Network& network, const Topology& topology, const ClusterSpec& cluster)
-      : collectives_(engine, network, topology, cluster), gpus_(cluster.gpu_count()) {}
+      : network_(network), collectives_(engine, network, topology, cluster), gpus_(cluster.gpu_count()) {}
   void start(const Collective& c, std::function<void(int position)> on_rank_done) override;
 
  private:
+  Network& network_;
   Collectives collectives_;
   int gpus_;
 };

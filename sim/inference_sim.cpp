@@ -121,26 +121,6 @@ void check_trace(const std::string& path, const traces::TraceHeader& h, const Mo
   }
 }
 
-// ---- executor backend: collectives plus host -> GPU weight loads ----
-
-class InferenceBackend : public CollectiveBackend {
- public:
-  InferenceBackend(Engine& engine, Network& network, const Topology& topology, const ClusterSpec& cluster)
-      : net_(network), collectives_(engine, network, topology, cluster) {}
-  void start(const Collective& c, std::function<void(int)> on_rank_done) override {
-    if (c.kind == CommKind::kHostLoad) {
-      net_.start_host_flow(c.ranks.at(0), c.bytes.at(0), c.priority_class, 1.0,
-                           [cb = std::move(on_rank_done)](Network::FlowId) { cb(0); });
-      return;
-    }
-    collectives_.start(c, std::move(on_rank_done));
-  }
-
- private:
-  Network& net_;
-  NetworkCollectives collectives_;
-};
-
 // Estimators built from the same profiling batches, shared by the policies of a point (and by points that differ
 // only elsewhere). A few recent ones are kept.
 std::mutex g_cache_mutex;
@@ -315,7 +295,7 @@ RunResult run_inference(const InferenceInput& in) {
 
     Engine engine;
     Network network(engine, topology);
-    InferenceBackend backend(engine, network, topology, cluster);
+    NetworkCollectives backend(engine, network, topology, cluster);  // collectives and host loads
     ExecutorOptions opts;
     opts.compute_duration = [&](const Task& t) {
       if (t.kind == TaskKind::kHost) return Time::from_seconds_ceil(t.host_seconds);

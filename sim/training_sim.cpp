@@ -133,12 +133,8 @@ std::pair<double, double> ffn_and_a2a_chunk_seconds(const Simulated& s) {
   return {nf ? ffn / nf : 0, na ? a2a / na : 0};
 }
 
-bool packing_fits(const TrainingInput& in, int k) {
-  const ParamCounts pc = count_params(in.model);
-  // Mixed-precision Adam keeps about 16 bytes per parameter (weights, gradients, fp32 master copy and two moments).
-  double params = static_cast<double>(pc.non_expert) + static_cast<double>(k) * pc.per_expert * in.model.moe_layer_count();
-  return params * 16 <= in.cluster.gpu.memory_bytes;
-}
+// The controller packs only as far as the experts fit in GPU memory (an explicit packing may offload).
+bool packing_fits(const TrainingInput& in, int k) { return offloaded_expert_share(in.model, in.cluster, k) == 0; }
 
 }  // namespace
 
@@ -170,9 +166,9 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
       }
     }
     // A MoE layer's span: from its gate (forward) or combine computation (backward) to its last all-to-all.
-    bool moe_part = t.layer >= 0 && (t.role == Role::kExpert || t.role == Role::kDispatch ||
-                                     t.role == Role::kCombine || t.role == Role::kPreAllToAll ||
-                                     (t.kind == TaskKind::kCompute && t.op == OpKind::kGate));
+    bool moe_part =
+        t.layer >= 0 && (t.role == Role::kExpert || t.role == Role::kDispatch || t.role == Role::kCombine ||
+                         t.role == Role::kPreAllToAll || (t.kind == TaskKind::kCompute && t.op == OpKind::kGate));
     if (moe_part) {
       auto& spans = (t.phase == Phase::kForward ? moe_fwd_span : moe_bwd_span)[rank];
       auto [it, inserted] = spans.emplace(t.layer, iv);
@@ -243,6 +239,7 @@ RunResult run_training(const TrainingInput& in) {
     out.metrics = std::move(s.metrics);
     out.metrics["experts_per_gpu"] = l.experts_per_device;
     out.metrics["pipeline_degree"] = l.pipeline_degree;
+    out.metrics["offloaded_expert_share"] = l.offloaded_share;
     out.plan = std::move(s.plan);
     out.timeline = std::move(s.timeline);
     return out;
@@ -263,8 +260,9 @@ RunResult run_training(const TrainingInput& in) {
   }
   if (name == "lina") {
     if (degree == 0) degree = 4;  // Lina pipelines each all-to-all in micro-ops (DESIGN.md 3.1); see README
-    if (in.policy.packing == "off") return finish(simulate(in, make_layout(in.model, in.cluster, 0, degree)),
-                                                 make_layout(in.model, in.cluster, 0, degree));
+    if (in.policy.packing == "off")
+      return finish(simulate(in, make_layout(in.model, in.cluster, 0, degree)),
+                    make_layout(in.model, in.cluster, 0, degree));
     if (in.policy.packing != "auto") {
       TrainingLayout l = make_layout(in.model, in.cluster, std::stoi(in.policy.packing), degree);
       return finish(simulate(in, l), l);
@@ -276,8 +274,8 @@ RunResult run_training(const TrainingInput& in) {
     while (true) {
       auto [ffn, a2a] = ffn_and_a2a_chunk_seconds(s);
       int next = l.experts_per_device * 2;
-      bool possible = in.model.experts % next == 0 && l.ranks % (in.model.experts / next) == 0 &&
-                      packing_fits(in, next);
+      bool possible =
+          in.model.experts % next == 0 && l.ranks % (in.model.experts / next) == 0 && packing_fits(in, next);
       if (!(ffn < a2a) || !possible) break;
       l = make_layout(in.model, in.cluster, next, degree);
       s = simulate(in, l);

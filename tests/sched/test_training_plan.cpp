@@ -457,3 +457,43 @@ TEST(TrainingPlan, ExpertAndNonExpertGradientsInterleaveInReadinessOrder) {
 
 }  // namespace
 }  // namespace lina
+
+namespace lina {
+namespace {
+
+// Packed experts that do not fit in GPU memory are offloaded (DESIGN.md 3.1): with room for R parameters after the
+// non-expert ones (memory / 16 bytes per parameter - non-expert), a device holding X expert parameters keeps R and
+// loads the share 1 - R/X from host memory before each forward and backward expert computation.
+TEST(TrainingPlan, OffloadedExpertsAreLoadedOverPcieBeforeEachExpertComputation) {
+  Fixture f(2, 16, "lina");
+  const ParamCounts pc = count_params(f.m);
+  const double expert_params = 16.0 * static_cast<double>(pc.per_expert) * 2;  // k = 16 experts x 2 MoE layers
+  // Room for exactly a quarter of the packed experts.
+  f.cluster.gpu.memory_bytes = 16.0 * (static_cast<double>(pc.non_expert) + expert_params / 4);
+  EXPECT_DOUBLE_EQ(offloaded_expert_share(f.m, f.cluster, 16), 0.75);
+  EXPECT_DOUBLE_EQ(offloaded_expert_share(f.m, f.cluster, 1), 0.0);  // one expert per GPU fits
+  Plan p = f.build(16, 1);
+  int loads = 0;
+  for (const auto& t : p.tasks) {
+    if (t.kind != TaskKind::kComm || coll(p, t).kind != CommKind::kHostLoad) continue;
+    ++loads;
+    EXPECT_EQ(t.stream, Stream::kHost);
+    // 3/4 of 16 experts' weights of one layer, in the model's dtype.
+    EXPECT_DOUBLE_EQ(coll(p, t).bytes[0], 0.75 * 16 * static_cast<double>(pc.per_expert) * f.m.dtype_bytes());
+  }
+  EXPECT_EQ(loads, 16 * 2 * 2);  // every rank, both MoE layers, forward and backward
+  // Expert computations wait for their layer's load.
+  for (size_t i = 0; i < p.tasks.size(); ++i) {
+    const Task& t = p.tasks[i];
+    if (t.role != Role::kExpert) continue;
+    bool waits = false;
+    for (int d : t.deps) {
+      const Task& dt = p.tasks[static_cast<size_t>(d)];
+      waits = waits || (dt.kind == TaskKind::kComm && coll(p, dt).kind == CommKind::kHostLoad);
+    }
+    EXPECT_TRUE(waits) << p.task_name(static_cast<int>(i));
+  }
+}
+
+}  // namespace
+}  // namespace lina
