@@ -48,7 +48,14 @@ def main(out_dir):
     fig.suptitle(f"{res['experiment']} ({res['mode']})")
     fig.tight_layout()
     save(fig, os.path.join(out_dir, "results.png"))
-    if not training:
+    if training:
+        import glob
+
+        import plot_timeline
+
+        for path in sorted(glob.glob(os.path.join(out_dir, "timeline-*.json"))):
+            plot_timeline.main(path, path[: -len(".json")] + ".png")
+    else:
         inference_plots(res, out_dir)
 
 
