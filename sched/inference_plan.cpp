@@ -85,20 +85,8 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     int n = 0;
     for (const auto& [dev, e] : missing) n += dev == r;
     if (n == 0) return -1;
-    Collective c;
-    c.kind = CommKind::kHostLoad;
-    c.ranks = {r};
-    c.bytes = {n * in.expert_param_bytes};
-    c.layer = layer;
-    int cid = plan.add_collective(std::move(c));
-    Task t;
-    t.rank = r;
-    t.kind = TaskKind::kComm;
-    t.stream = Stream::kAllReduce;
-    t.collective = cid;
-    t.layer = layer;
-    t.deps = std::move(d);
-    return add(std::move(t));
+    // On the allreduce stream, which inference does not otherwise use.
+    return plan.add_host_load(r, n * in.expert_param_bytes, Stream::kAllReduce, Phase::kForward, layer, std::move(d));
   };
 
   for (int r = 0; r < N; ++r) {

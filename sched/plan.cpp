@@ -56,6 +56,26 @@ int Plan::add_collective(Collective c) {
   return static_cast<int>(collectives.size()) - 1;
 }
 
+int Plan::add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, std::vector<int> deps,
+                        int step) {
+  Collective c;
+  c.kind = CommKind::kHostLoad;
+  c.ranks = {rank};
+  c.bytes = {bytes};
+  c.phase = phase;
+  c.layer = layer;
+  Task t;
+  t.rank = rank;
+  t.kind = TaskKind::kComm;
+  t.stream = stream;
+  t.collective = add_collective(std::move(c));
+  t.phase = phase;
+  t.layer = layer;
+  t.deps = std::move(deps);
+  t.step = step;
+  return add_task(std::move(t));
+}
+
 std::string Plan::task_name(int id) const {
   const Task& t = tasks[static_cast<size_t>(id)];
   std::string phase = t.phase == Phase::kForward ? "fwd" : t.phase == Phase::kBackward ? "bwd" : "step";

@@ -77,6 +77,9 @@ struct Plan {
 
   int add_task(Task t);
   int add_collective(Collective c);
+  // A host -> GPU transfer of `bytes` over the rank's PCIe link (expert weights kept in host memory): a
+  // one-rank kHostLoad collective and its task on `stream`, after `deps`. Returns the task id.
+  int add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, std::vector<int> deps, int step = 0);
   // A short human-readable name for timelines: "fwd L3 dispatch a2a #1".
   std::string task_name(int id) const;
 };

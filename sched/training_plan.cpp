@@ -233,15 +233,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   // gradients go back on the other direction of the full-duplex link and are not modelled as a separate transfer.
   const double offload_bytes = L.offloaded_share * k * cost.expert_param_bytes;
   auto add_host_load = [&](int r, int layer, Phase ph, int after, int step) {
-    if (offload_bytes <= 0) return -1;
-    Collective c;
-    c.kind = CommKind::kHostLoad;
-    c.ranks = {r};
-    c.bytes = {offload_bytes};
-    c.phase = ph;
-    c.layer = layer;
-    int id = plan.add_collective(std::move(c));
-    return add_comm(r, id, Stream::kHost, {after}, step);
+    return offload_bytes > 0 ? plan.add_host_load(r, offload_bytes, Stream::kHost, ph, layer, {after}, step) : -1;
   };
   // Expert FFN of rank r on `tokens` received tokens spread over its k experts (one GEMM pair per expert).
   auto expert_cost = [&](double tokens) {
