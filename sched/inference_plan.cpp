@@ -173,15 +173,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
         t.deps = {gate};
         after.push_back(add(std::move(t)));
       }
-      Task dt;
-      dt.rank = r;
-      dt.kind = TaskKind::kComm;
-      dt.stream = Stream::kAllToAll;
-      dt.collective = disp_id;
-      dt.layer = l;
-      dt.role = Role::kDispatch;
-      dt.deps = std::move(before_dispatch);
-      const int dispatch = add(std::move(dt));
+      const int dispatch = plan.add_comm_task(r, disp_id, Stream::kAllToAll, std::move(before_dispatch));
       deps[rs] = {dispatch};
       // Packed experts run one after another; an expert without tokens costs nothing.
       bool any = false;
@@ -191,15 +183,8 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
         compute(r, expert_ffn_cost(m, tok), l, Role::kExpert);
         any = true;
       }
-      Task ct;
-      ct.rank = r;
-      ct.kind = TaskKind::kComm;
-      ct.stream = Stream::kAllToAll;
-      ct.collective = comb_id;
-      ct.layer = l;
-      ct.role = Role::kCombine;
-      ct.deps = any ? deps[rs] : std::vector<int>{dispatch};
-      const int combine = add(std::move(ct));
+      const int combine =
+          plan.add_comm_task(r, comb_id, Stream::kAllToAll, any ? deps[rs] : std::vector<int>{dispatch});
       deps[rs] = {combine};
       for (int a : after) deps[rs].push_back(a);
     }

@@ -56,6 +56,22 @@ int Plan::add_collective(Collective c) {
   return static_cast<int>(collectives.size()) - 1;
 }
 
+int Plan::add_comm_task(int rank, int collective, Stream stream, std::vector<int> deps, int step) {
+  const Collective& c = collectives[static_cast<size_t>(collective)];
+  Task t;
+  t.rank = rank;
+  t.kind = TaskKind::kComm;
+  t.stream = stream;
+  t.collective = collective;
+  t.phase = c.phase;
+  t.layer = c.layer;
+  t.role = c.role;
+  t.micro_op = c.micro_op;
+  t.deps = std::move(deps);
+  t.step = step;
+  return add_task(std::move(t));
+}
+
 int Plan::add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, std::vector<int> deps,
                         int step) {
   Collective c;
@@ -64,16 +80,7 @@ int Plan::add_host_load(int rank, double bytes, Stream stream, Phase phase, int 
   c.bytes = {bytes};
   c.phase = phase;
   c.layer = layer;
-  Task t;
-  t.rank = rank;
-  t.kind = TaskKind::kComm;
-  t.stream = stream;
-  t.collective = add_collective(std::move(c));
-  t.phase = phase;
-  t.layer = layer;
-  t.deps = std::move(deps);
-  t.step = step;
-  return add_task(std::move(t));
+  return add_comm_task(rank, add_collective(std::move(c)), stream, std::move(deps), step);
 }
 
 std::string Plan::task_name(int id) const {

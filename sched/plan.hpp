@@ -77,6 +77,9 @@ struct Plan {
 
   int add_task(Task t);
   int add_collective(Collective c);
+  // Rank `rank`'s part of collective `collective` on `stream`, after `deps`; phase, layer, role and micro-op are
+  // the collective's. Returns the task id.
+  int add_comm_task(int rank, int collective, Stream stream, std::vector<int> deps, int step = 0);
   // A host -> GPU transfer of `bytes` over the rank's PCIe link (expert weights kept in host memory): a
   // one-rank kHostLoad collective and its task on `stream`, after `deps`. Returns the task id.
   int add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, std::vector<int> deps, int step = 0);

@@ -174,20 +174,9 @@ Plan build_training_plan(const TrainingPlanInput& in) {
     return plan.add_task(std::move(t));
   };
   auto add_comm = [&](int r, int collective, Stream s, std::vector<int> deps, int step) {
-    const Collective& c = plan.collectives[static_cast<size_t>(collective)];
-    Task t;
-    t.rank = r;
-    t.kind = TaskKind::kComm;
-    t.stream = s;
-    t.collective = collective;
-    t.phase = c.phase;
-    t.layer = c.layer;
-    t.role = c.role;
-    t.micro_op = c.micro_op;
-    t.deps = std::move(deps);
-    t.step = step;
-    return plan.add_task(std::move(t));
+    return plan.add_comm_task(r, collective, s, std::move(deps), step);
   };
+
   // One all-to-all per expert-parallel group for chunk `chunk` of MoE layer `mi`; `reverse` transposes the matrix
   // (expert devices back to token owners).
   auto add_a2a = [&](int mi, int layer, int chunk, bool reverse, Phase ph, Role role, int g) {
