@@ -21,7 +21,7 @@ using sim::Collectives;
 
 constexpr const char* kUsage =
     "usage: lina collective --cluster PRESET|FILE --op alltoall|allreduce|reducescatter|allgather --bytes SIZE\n"
-    "                       [--algo direct|hierarchical|ring|tree] [--ranks LIST] [--with OP:SIZE[:CLASS]]...\n"
+    "                       [--algo direct|hierarchical|ring|tree|auto] [--ranks LIST] [--with OP:SIZE[:CLASS]]...\n"
     "                       [--class N] [--json]\n"
     "\n"
     "Simulates one collective, plus the --with ones running concurrently on the same ranks, all launched at time 0,\n"
@@ -58,8 +58,10 @@ Collectives::Algo parse_algo(const std::string& s, Collectives::Op op) {
     a = A::kRing;
   } else if (s == "tree") {
     a = A::kTree;
+  } else if (s == "auto") {
+    a = A::kAuto;
   } else {
-    throw InputError(fmt::format("--algo: expected direct, hierarchical, ring or tree, got '{}'", s));
+    throw InputError(fmt::format("--algo: expected direct, hierarchical, ring, tree or auto, got '{}'", s));
   }
   bool ok = op == Collectives::Op::kAllToAll    ? (a == A::kDirect || a == A::kHierarchical)
             : op == Collectives::Op::kAllReduce ? (a != A::kDirect)
@@ -67,7 +69,7 @@ Collectives::Algo parse_algo(const std::string& s, Collectives::Op op) {
   if (!ok) {
     throw InputError(
         fmt::format("--algo: '{}' is not an algorithm of {} (alltoall: direct, hierarchical; allreduce: "
-                    "ring, tree, hierarchical; reducescatter, allgather: ring)",
+                    "ring, tree, hierarchical, auto; reducescatter, allgather: ring)",
                     s, Collectives::name(op)));
   }
   return a;
@@ -151,7 +153,8 @@ int cmd_collective(const std::vector<std::string>& args) {
   opts.add_options()("cluster", po::value<std::string>()->required(), "cluster preset name or JSON file")(
       "op", po::value<std::string>()->required(), "alltoall | allreduce | reducescatter | allgather")(
       "bytes", po::value<std::string>()->required(), "size, nccl-tests convention (e.g. 64MiB)")(
-      "algo", po::value<std::string>(), "direct | hierarchical | ring | tree")(
+      "algo", po::value<std::string>(),
+      "direct | hierarchical | ring | tree | auto (allreduce: the fastest alone, as NCCL's tuner)")(
       "ranks", po::value<std::string>()->default_value("all"), "GPU ids and ranges, e.g. 0-7,16")(
       "with", po::value<std::vector<std::string>>()->composing(), "concurrent collective OP:SIZE[:CLASS]")(
       "class", po::value<std::string>()->default_value("0"), "priority class of the main collective (0 highest)")(

@@ -24,8 +24,9 @@ void NetworkCollectives::start(const Collective& c, std::function<void(int)> on_
                                   c.priority_class, done);
       break;
     case CommKind::kAllReduce:
+      // NCCL picks its allreduce algorithm by size (tree for small messages, ring for large); so does kAuto.
       id = collectives_.allreduce(c.ranks, c.bytes.at(0),
-                                  c.hierarchical ? Collectives::Algo::kHierarchical : Collectives::Algo::kRing,
+                                  c.hierarchical ? Collectives::Algo::kHierarchical : Collectives::Algo::kAuto,
                                   c.priority_class, done);
       break;
     case CommKind::kReduceScatter:

@@ -185,6 +185,8 @@ const char* Collectives::name(Algo a) {
       return "ring";
     case Algo::kTree:
       return "tree";
+    case Algo::kAuto:
+      return "auto";
   }
   return "?";
 }
@@ -331,7 +333,8 @@ Collectives::CollId Collectives::allreduce(std::vector<int> ranks, double bytes,
                                            double weight) {
   check_common(bytes, cls, weight);
   if (algo == Algo::kDirect)
-    throw std::invalid_argument("lina collectives: allreduce algorithms are ring, tree, hierarchical");
+    throw std::invalid_argument("lina collectives: allreduce algorithms are ring, tree, hierarchical, auto");
+  if (algo == Algo::kAuto) algo = fastest_allreduce(ranks, bytes);
   auto in = std::make_unique<Instance>();
   in->op = Op::kAllReduce;
   in->algo = algo;
@@ -352,6 +355,34 @@ Collectives::CollId Collectives::allreduce(std::vector<int> ranks, double bytes,
     in->nsteps = 2 * (in->G - 1) + 2 * (in->N - 1);
   }
   return add(std::move(in));
+}
+
+Collectives::Algo Collectives::fastest_allreduce(const std::vector<int>& ranks, double bytes) {
+  auto key = std::make_pair(ranks, bytes);
+  if (auto it = tuned_.find(key); it != tuned_.end()) return it->second;
+  // Each candidate runs alone on a scratch engine and network over the same topology (the live network's flows
+  // must not see the trial). Ties go to the earlier candidate: ring, then tree, then hierarchical.
+  Algo best = Algo::kRing;
+  Time best_time = Time::max();
+  for (Algo a : {Algo::kRing, Algo::kTree, Algo::kHierarchical}) {
+    Engine engine;
+    Network network(engine, topo_);
+    Collectives trial(engine, network, topo_, topo_.spec());
+    Time done;
+    try {
+      CollId id = trial.allreduce(ranks, bytes, a, 0, [&](int) { done = engine.now(); });
+      trial.launch_all(id);
+    } catch (const std::invalid_argument&) {
+      continue;  // hierarchical on a group that does not fill its nodes evenly
+    }
+    engine.run();
+    if (done < best_time) {
+      best_time = done;
+      best = a;
+    }
+  }
+  tuned_.emplace(std::move(key), best);
+  return best;
 }
 
 Collectives::CollId Collectives::reduce_scatter(std::vector<int> ranks, double bytes, int cls, RankDone on_done,

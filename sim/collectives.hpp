@@ -23,6 +23,11 @@
 //   allreduce hierarchical:       intra-node ring reduce-scatter (M/G chunks), inter-node ring allreduce of M/G among
 //                                 GPUs of equal local rank, intra-node ring all-gather.
 //   reduce-scatter, all-gather:   ring, P-1 steps of M/P.
+//   allreduce auto:               what NCCL's tuner does: the algorithm (ring, tree, hierarchical where the group
+//                                 fills its nodes evenly) that finishes first when run alone on the idle network.
+//                                 Small messages go to the tree (2 steps of latency instead of 2(P-1)), large ones
+//                                 to ring or hierarchical (bandwidth). Each (group, size) is tried once and
+//                                 remembered, so a training step's many gradient allreduces cost one trial each.
 // Ring and tree run one channel per GPU of a node when each GPU has its own NIC and the group spans several nodes
 // evenly (NCCL opens a channel per NIC): channel c enters and leaves each node through different GPUs and carries
 // 1/C of the data, so every NIC is used. A rank's step waits for all its channels.
@@ -30,6 +35,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,7 +49,7 @@ namespace lina::sim {
 
 class Collectives {
  public:
-  enum class Algo { kDirect, kHierarchical, kRing, kTree };
+  enum class Algo { kDirect, kHierarchical, kRing, kTree, kAuto };
   enum class Op { kAllToAll, kAllReduce, kReduceScatter, kAllGather };
   using CollId = uint32_t;
   using RankDone = std::function<void(int gpu)>;
@@ -62,6 +68,8 @@ class Collectives {
                   double weight = 1.0);
   CollId allreduce(std::vector<int> ranks, double bytes, Algo algo, int priority_class, RankDone on_done,
                    double weight = 1.0);
+  // The algorithm kAuto resolves to for this group and size (see the file comment).
+  Algo fastest_allreduce(const std::vector<int>& ranks, double bytes);
   CollId reduce_scatter(std::vector<int> ranks, double bytes, int priority_class, RankDone on_done,
                         double weight = 1.0);
   CollId all_gather(std::vector<int> ranks, double bytes, int priority_class, RankDone on_done, double weight = 1.0);
@@ -94,6 +102,7 @@ class Collectives {
   bool nic_per_gpu_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<CollId> free_ids_;
+  std::map<std::pair<std::vector<int>, double>, Algo> tuned_;  // fastest_allreduce's memory
   size_t active_ = 0;
 };
 

@@ -248,6 +248,37 @@ TEST(Collectives, ReduceScatterAllGatherTreeAndHierarchical) {
   }
 }
 
+// Completion time of one allreduce run alone.
+Time allreduce_alone(const ClusterSpec& c, double bytes, Collectives::Algo algo) {
+  Harness h(c);
+  std::vector<Time> done;
+  h.coll.launch_all(h.coll.allreduce(iota(c.gpu_count()), bytes, algo, 0, h.recorder(done)));
+  h.engine.run();
+  return latest(done);
+}
+
+TEST(Collectives, AutoAllreduceIsTheFastestAlone) {
+  // 4 nodes x 4 GPUs, one NIC per node, 10 us per step (the Lina testbed). A ring pays 2(P-1) = 30 steps of
+  // alpha: 8 KB takes ~0.3 ms by ring but two steps by the tree. Large messages are bandwidth-bound, and the
+  // hierarchical algorithm moves the least over the shared NIC: 2 (N-1)/N * M instead of the ring's 2 (P-1)/P * M.
+  ClusterSpec c = cluster(4, 4, Time::us(10));
+  Harness h(c);
+  EXPECT_EQ(h.coll.fastest_allreduce(iota(16), 8e3), Collectives::Algo::kTree);
+  EXPECT_EQ(h.coll.fastest_allreduce(iota(16), 100e6), Collectives::Algo::kHierarchical);
+  for (double bytes : {8e3, 1e6, 30e6, 100e6}) {
+    Time best = std::min({allreduce_alone(c, bytes, Collectives::Algo::kRing),
+                          allreduce_alone(c, bytes, Collectives::Algo::kTree),
+                          allreduce_alone(c, bytes, Collectives::Algo::kHierarchical)});
+    EXPECT_EQ(allreduce_alone(c, bytes, Collectives::Algo::kAuto), best) << bytes;
+  }
+  // A group that does not fill its nodes evenly cannot run hierarchical: auto chooses among the others.
+  std::vector<int> uneven = {0, 1, 2, 4};
+  EXPECT_NE(h.coll.fastest_allreduce(uneven, 100e6), Collectives::Algo::kHierarchical);
+  // The trial runs on a scratch network: nothing is left running on the live one.
+  EXPECT_EQ(h.coll.active(), 0u);
+  EXPECT_EQ(h.engine.now(), Time::zero());
+}
+
 TEST(Collectives, RejectsBadGroups) {
   Harness h(cluster(2, 4, Time::zero()));
   EXPECT_THROW(h.coll.alltoall({0, 0}, 1, Collectives::Algo::kDirect, 0, nullptr), std::invalid_argument);
