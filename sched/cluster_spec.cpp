@@ -106,6 +106,10 @@ const std::vector<ParamDef>& cluster_params() {
              "datasheet numbers and default efficiencies"),
         q("cluster.collective_alpha", D::kSeconds, "10us",
           "per-step protocol overhead of a collective (NCCL launch and setup); calibrate with `lina hw calibrate`"),
+        choice("cluster.sharing", {"collective", "flow"}, "collective",
+               "how concurrent collectives share a link: collective (each collective step gets one share on its "
+               "busiest link, however many flows it has; NCCL multiplexes peers over a few channels) or flow "
+               "(max-min over flows: a collective with more flows gets more)"),
     };
     for (const auto& g : gpu_table()) v.push_back(g);
     return v;
@@ -168,6 +172,7 @@ ClusterSpec cluster_from_json(const json& j, const std::string& file, const std:
     s.finish();
   }
   c.collective_alpha = r.time("collective_alpha");
+  c.sharing = r.choice("sharing") == "flow" ? ClusterSpec::Sharing::kFlow : ClusterSpec::Sharing::kCollective;
   c.calibration = r.string("calibration");
   if (!c.calibration.empty()) {
     std::filesystem::path p = resolve_relative(c.calibration, file);

@@ -65,6 +65,13 @@ struct ClusterSpec {
   // NCCL-style per-message overhead (protocol setup) added to each collective step, seconds.
   Time collective_alpha;
 
+  // How concurrent collectives share a link (sim/collectives.hpp). collective: every collective step has the same
+  // total weight on its busiest link, whatever its number of flows (NCCL multiplexes a collective's peers over a
+  // few channels, so a 12-peer all-to-all does not take 12 shares from a 1-channel ring). flow: every flow has
+  // weight 1 (plain max-min over flows).
+  enum class Sharing { kCollective, kFlow };
+  Sharing sharing = Sharing::kCollective;
+
   // A calibration file (lina.calibration/1, docs/calibration.md) measured on this cluster: compute efficiency
   // tables, launch overhead, link alpha/bandwidth. Empty: datasheet numbers and default efficiencies. Stored as
   // given after resolving it against the spec's folder.

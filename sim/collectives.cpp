@@ -33,6 +33,7 @@ struct Collectives::Instance {
   std::unordered_map<uint64_t, int> barrier_arrived;
   int launched_count = 0, done_count = 0;
   std::vector<std::pair<int, double>> sends;  // scratch
+  std::vector<double> step_weight;            // per step, 0 until computed (Collectives::step_weight)
 
   int at(int n, int l) const { return by_nl[static_cast<size_t>(n) * G + l]; }
   bool node_aware() const { return !by_nl.empty(); }
@@ -171,7 +172,8 @@ Collectives::Collectives(Engine& engine, Network& network, const Topology& topol
       topo_(topology),
       alpha_(spec.collective_alpha),
       gpus_per_node_(spec.gpus_per_node),
-      nic_per_gpu_(spec.nic_per == ClusterSpec::NicPer::kGpu) {}
+      nic_per_gpu_(spec.nic_per == ClusterSpec::NicPer::kGpu),
+      share_per_collective_(spec.sharing == ClusterSpec::Sharing::kCollective) {}
 
 Collectives::~Collectives() = default;
 
@@ -489,15 +491,35 @@ void Collectives::issue(Instance& in, int r) {
   Instance* p = &in;
   // Copy: starting a flow never calls back synchronously, but keep the scratch free for nested steps anyway.
   std::vector<std::pair<int, double>> sends = in.sends;
+  const double w = share_per_collective_ ? step_weight(in, s) : in.weight;
   for (auto [d, b] : sends) {
     const uint64_t packed =
         static_cast<uint64_t>(r) | (static_cast<uint64_t>(d) << 21) | (static_cast<uint64_t>(s) << 42);
-    net_.start_flow(in.ranks[r], in.ranks[d], b, in.cls, in.weight, [this, p, packed](Network::FlowId) {
+    net_.start_flow(in.ranks[r], in.ranks[d], b, in.cls, w, [this, p, packed](Network::FlowId) {
       on_flow(*p, static_cast<int>(packed & 0x1FFFFF), static_cast<int>((packed >> 21) & 0x1FFFFF),
               static_cast<int>(packed >> 42));
     });
   }
   check_step(in, r);
+}
+
+// The weight of every flow of step s: the collective's weight over the number of the step's flows (all ranks) on
+// its busiest link. Computed once per step, when its first rank issues it.
+double Collectives::step_weight(Instance& in, int s) {
+  if (in.step_weight.empty()) in.step_weight.assign(static_cast<size_t>(in.nsteps), 0.0);
+  double& w = in.step_weight[static_cast<size_t>(s)];
+  if (w > 0) return w;
+  std::unordered_map<LinkId, int> load;
+  int busiest = 1;
+  std::vector<std::pair<int, double>> sends;
+  for (int r = 0; r < in.P; ++r) {
+    in.step_sends(r, s, sends);
+    for (auto [d, b] : sends) {
+      for (LinkId l : topo_.route(in.ranks[r], in.ranks[d])) busiest = std::max(busiest, ++load[l]);
+    }
+  }
+  w = in.weight / busiest;
+  return w;
 }
 
 void Collectives::check_step(Instance& in, int r) {

@@ -28,6 +28,12 @@
 //                                 Small messages go to the tree (2 steps of latency instead of 2(P-1)), large ones
 //                                 to ring or hierarchical (bandwidth). Each (group, size) is tried once and
 //                                 remembered, so a training step's many gradient allreduces cost one trial each.
+// Sharing (ClusterSpec::sharing): with `collective` (the default) every flow of one collective step gets the weight
+// 1 / (number of flows of that step on the step's busiest link), so on a contended link each collective takes one
+// share whatever its number of peers, and its own flows still share equally among themselves (a collective alone
+// runs exactly as under plain max-min). This is what makes an all-to-all under a concurrent allreduce about 2x
+// slower, as the Lina paper measures (section 2.2, Figure 3: 1.83x at the median); with `flow` a hierarchical
+// all-to-all's 12 flows per NIC would take 12/13 of it from a 1-channel ring.
 // Ring and tree run one channel per GPU of a node when each GPU has its own NIC and the group spans several nodes
 // evenly (NCCL opens a channel per NIC): channel c enters and leaves each node through different GPUs and carries
 // 1/C of the data, so every NIC is used. A rank's step waits for all its channels.
@@ -91,6 +97,7 @@ class Collectives {
   int channels(const Instance& in) const;
   void start_step(Instance& in, int r);
   void issue(Instance& in, int r);
+  double step_weight(Instance& in, int s);
   void check_step(Instance& in, int r);
   void on_flow(Instance& in, int r, int d, int s);
 
@@ -100,6 +107,7 @@ class Collectives {
   Time alpha_;
   int gpus_per_node_;
   bool nic_per_gpu_;
+  bool share_per_collective_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<CollId> free_ids_;
   std::map<std::pair<std::vector<int>, double>, Algo> tuned_;  // fastest_allreduce's memory

@@ -175,6 +175,32 @@ TEST(Collectives, StrictPriorityAllToAllOverAllreduce) {
   }
 }
 
+TEST(Collectives, ConcurrentCollectivesShareALinkPerCollectiveOrPerFlow) {
+  // Node 0 (GPUs 0, 1) sends to node 1 (GPUs 2, 3) over one NIC per node. All-to-all from GPUs {0, 1} to {2, 3}
+  // only: its direct step puts 4 flows of V on the NIC (0->2, 0->3, 1->2, 1->3); a ring allreduce over {0, 2}
+  // puts 1 flow of A/2 per step on it. Without latency and alpha:
+  //   collective sharing: the all-to-all takes half the NIC while both run: its 4V bytes end at 8V / B.
+  //   flow sharing:       it takes 4/5 of the NIC: 4V / (4B/5) = 5V / B.
+  const double V = 5e6, A = 80e6;  // the allreduce's first step (A/2 = 40 MB) outlasts the all-to-all
+  for (auto sharing : {ClusterSpec::Sharing::kCollective, ClusterSpec::Sharing::kFlow}) {
+    ClusterSpec c = cluster(2, 2, Time::zero());
+    c.nic_per = ClusterSpec::NicPer::kNode;
+    c.intra.latency = Time::zero();
+    c.nic.latency = Time::zero();
+    c.sharing = sharing;
+    Harness h(c);
+    std::vector<Time> a2a, ar;
+    std::vector<double> m(16, 0.0);
+    for (int src : {0, 1})
+      for (int dst : {2, 3}) m[static_cast<size_t>(src) * 4 + dst] = V;
+    h.coll.launch_all(h.coll.alltoallv(iota(4), m, Collectives::Algo::kDirect, 0, h.recorder(a2a)));
+    h.coll.launch_all(h.coll.allreduce({0, 2}, A, Collectives::Algo::kRing, 0, h.recorder(ar)));
+    h.engine.run();
+    const double expected = sharing == ClusterSpec::Sharing::kCollective ? 8 * V / kNic : 5 * V / kNic;
+    EXPECT_NEAR(latest(a2a).seconds(), expected, 1e-9) << (sharing == ClusterSpec::Sharing::kFlow ? "flow" : "coll");
+  }
+}
+
 TEST(Collectives, RendezvousWaitsForTheLastRank) {
   Harness h(cluster(4, 1, Time::zero()));
   std::vector<Time> done;
