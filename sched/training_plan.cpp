@@ -128,10 +128,9 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   const int layers = static_cast<int>(cost.layers.size());
   (void)cl;
 
-  // Network classes: only the ideal bound puts all-to-all above allreduce in the network (the all-to-all sees the
-  // whole link); the others share links fairly, and naive priority and Lina order launches instead (DESIGN.md 3.1).
-  const bool a2a_first = pol.name == "ideal";
-  const int a2a_class = 0, ar_class = a2a_first ? 1 : 0;
+  // Network classes: all-to-all and allreduce share links fairly; naive priority and Lina order launches instead
+  // (DESIGN.md 3.1), and the ideal bound runs gradient synchronisation on a network of its own (sim/training_sim).
+  const int a2a_class = 0, ar_class = 0;
   const bool micro_ops = pol.name == "lina" || pol.name == "lina-partition";
 
   Plan plan;

@@ -16,6 +16,7 @@ void NetworkCollectives::start(const Collective& c, std::function<void(int)> on_
   auto position = std::make_shared<std::vector<int>>(static_cast<size_t>(gpus_), -1);
   for (size_t i = 0; i < c.ranks.size(); ++i) (*position)[static_cast<size_t>(c.ranks[i])] = static_cast<int>(i);
   auto done = [position, cb = std::move(on_rank_done)](int gpu) { cb((*position)[static_cast<size_t>(gpu)]); };
+  Collectives& grad = gradient_collectives_ ? *gradient_collectives_ : collectives_;
   Collectives::CollId id = 0;
   switch (c.kind) {
     case CommKind::kAllToAll:
@@ -25,20 +26,20 @@ void NetworkCollectives::start(const Collective& c, std::function<void(int)> on_
       break;
     case CommKind::kAllReduce:
       // NCCL picks its allreduce algorithm by size (tree for small messages, ring for large); so does kAuto.
-      id = collectives_.allreduce(c.ranks, c.bytes.at(0),
-                                  c.hierarchical ? Collectives::Algo::kHierarchical : Collectives::Algo::kAuto,
-                                  c.priority_class, done);
+      id = grad.allreduce(c.ranks, c.bytes.at(0),
+                          c.hierarchical ? Collectives::Algo::kHierarchical : Collectives::Algo::kAuto,
+                          c.priority_class, done);
       break;
     case CommKind::kReduceScatter:
-      id = collectives_.reduce_scatter(c.ranks, c.bytes.at(0), c.priority_class, done);
+      id = grad.reduce_scatter(c.ranks, c.bytes.at(0), c.priority_class, done);
       break;
     case CommKind::kAllGather:
-      id = collectives_.all_gather(c.ranks, c.bytes.at(0), c.priority_class, done);
+      id = grad.all_gather(c.ranks, c.bytes.at(0), c.priority_class, done);
       break;
     case CommKind::kHostLoad:
       break;  // handled above
   }
-  collectives_.launch_all(id);
+  (c.kind == CommKind::kAllToAll ? collectives_ : grad).launch_all(id);
 }
 
 }  // namespace lina::sim

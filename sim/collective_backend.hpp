@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 
 #include "sched/cluster_spec.hpp"
 #include "sim/collectives.hpp"
@@ -18,11 +19,20 @@ class NetworkCollectives : public CollectiveBackend {
  public:
   NetworkCollectives(Engine& engine, Network& network, const Topology& topology, const ClusterSpec& cluster)
       : network_(network), collectives_(engine, network, topology, cluster), gpus_(cluster.gpu_count()) {}
+  // The training `ideal` bound: allreduce, reduce-scatter and all-gather run on a network of their own (a copy of
+  // the same topology), so all-to-all and gradient synchronisation never contend, yet each still shares its own
+  // network with collectives of its kind.
+  NetworkCollectives(Engine& engine, Network& network, Network& gradient_network, const Topology& topology,
+                     const ClusterSpec& cluster)
+      : NetworkCollectives(engine, network, topology, cluster) {
+    gradient_collectives_ = std::make_unique<Collectives>(engine, gradient_network, topology, cluster);
+  }
   void start(const Collective& c, std::function<void(int position)> on_rank_done) override;
 
  private:
   Network& network_;
   Collectives collectives_;
+  std::unique_ptr<Collectives> gradient_collectives_;
   int gpus_;
 };
 

@@ -75,7 +75,10 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
   Engine engine;
   Topology topology(cluster);
   Network network(engine, topology);
-  NetworkCollectives collectives(engine, network, topology, cluster);
+  Network gradient_network(engine, topology);  // the ideal bound's own network for gradient synchronisation
+  NetworkCollectives collectives = in.policy.name == "ideal"
+                                       ? NetworkCollectives(engine, network, gradient_network, topology, cluster)
+                                       : NetworkCollectives(engine, network, topology, cluster);
   ComputeModel compute(cluster.gpu, calibration);
   const std::string dtype = in.model.compute_dtype;
   ExecutorOptions opts;
@@ -268,7 +271,10 @@ RunResult run_training(const TrainingInput& in) {
       return finish(simulate(in, l), l);
     }
     // The packing controller (paper 4.2): start at the smallest packing and double the experts per GPU while the
-    // expert computation of a micro-op is shorter than its all-to-all, as long as the experts fit in memory.
+    // expert computation of a micro-op is shorter than its all-to-all, as long as the experts fit in memory. It
+    // measures each packing it tries (the paper's controller re-checks every 4 steps) and keeps a doubling only if
+    // the step got faster: packing also multiplies the expert gradients each GPU must allreduce, which can cost
+    // more than the smaller all-to-all saves.
     TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
     Simulated s = simulate(in, l);
     while (true) {
@@ -277,8 +283,11 @@ RunResult run_training(const TrainingInput& in) {
       bool possible =
           in.model.experts % next == 0 && l.ranks % (in.model.experts / next) == 0 && packing_fits(in, next);
       if (!(ffn < a2a) || !possible) break;
-      l = make_layout(in.model, in.cluster, next, degree);
-      s = simulate(in, l);
+      TrainingLayout nl = make_layout(in.model, in.cluster, next, degree);
+      Simulated ns = simulate(in, nl);
+      if (!(ns.metrics["step_time_s"] < s.metrics["step_time_s"])) break;
+      l = nl;
+      s = std::move(ns);
     }
     return finish(std::move(s), l);
   }

@@ -16,7 +16,7 @@
 namespace lina::sim {
 
 struct RunResult {
-  std::map<std::string, double> metrics;  // names carry their unit: step_time_s, a2a_time_s, ...
+  std::map<std::string, double> metrics;     // names carry their unit: step_time_s, a2a_time_s, ...
   std::map<std::string, std::string> notes;  // policy decisions: packing, pipeline degree
   Plan plan;
   Timeline timeline;

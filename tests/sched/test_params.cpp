@@ -274,7 +274,7 @@ TEST(Presets, UnknownPresetSuggestsAndLists) {
 
 TEST(Presets, NamesInEachFolder) {
   EXPECT_EQ(preset_names("experiments/clusters"),
-            (std::vector<std::string>{"dgx-a100", "dgx-h100", "dgx-h200", "lina-testbed"}));
+            (std::vector<std::string>{"dgx-a100", "dgx-h100", "dgx-h200", "lina-testbed", "lina-testbed-nvlink"}));
   EXPECT_EQ(preset_names("experiments/gpus"), (std::vector<std::string>{"A100-40GB", "H100-SXM", "H200"}));
   auto models = preset_names("models");
   for (const char* m :
