@@ -17,7 +17,7 @@ constexpr double kNoMax = 1e308;
 // Which options each policy reads; any other option given to it is an error.
 std::vector<std::string> options_of(const std::string& name) {
   if (name == "lina" || name == "lina-priority" || name == "lina-partition") {
-    return {"micro_op_size", "pipeline_degree", "packing", "hierarchical_a2a"};
+    return {"micro_op_size", "micro_op_fusion", "pipeline_degree", "packing", "hierarchical_a2a"};
   }
   if (name == "lina-fixed" || name == "deepspeed" || name == "naive-priority" || name == "ideal") {
     return {"bucket_size", "hierarchical_a2a"};
@@ -76,6 +76,15 @@ const std::vector<ParamDef>& policy_params() {
          "30MB",
          "lina: allreduce micro-op size; gradients are cut into equal chunks (paper 4.1: 30 MB)",
          1,
+         kNoMax,
+         {}},
+        {"policy.micro_op_fusion",
+         T::kBool,
+         D::kNumber,
+         false,
+         "lina: fuse gradients in readiness order before cutting micro-ops (BytePS-style), so a micro-op may hold "
+         "chunks of several tensors; false: each tensor is cut on its own (DESIGN.md 3.1)",
+         -1e308,
          kNoMax,
          {}},
         {"policy.pipeline_degree",
@@ -163,6 +172,7 @@ PolicySpec policy_from_json(const json& j, const std::string& mode, const std::s
   }
   if (r.has("bucket_size")) p.bucket_bytes = r.quantity("bucket_size");
   if (r.has("micro_op_size")) p.micro_op_bytes = r.quantity("micro_op_size");
+  if (r.has("micro_op_fusion")) p.micro_op_fusion = r.boolean("micro_op_fusion");
   if (r.has("pipeline_degree")) p.pipeline_degree = static_cast<int>(r.integer("pipeline_degree"));
   if (r.has("packing")) {
     p.packing = r.string("packing");

@@ -18,6 +18,7 @@ struct PolicySpec {
   // Training.
   double bucket_bytes = 25e6;    // DDP gradient bucket (deepspeed, naive-priority, tutel, ideal, lina-fixed)
   double micro_op_bytes = 30e6;  // Lina's allreduce micro-op size (paper section 4.1: 30 MB)
+  bool micro_op_fusion = false;  // fuse tensors (in readiness order) before cutting micro-ops
   int pipeline_degree = 0;       // all-to-all/expert pipelining chunks; 0: the policy's default
   std::string packing = "auto";  // lina expert packing: auto (the controller), off, or a fixed experts-per-device
   bool hierarchical_a2a = true;  // the paper turns hierarchical all-to-all on for all systems (section 6)

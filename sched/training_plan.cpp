@@ -411,6 +411,19 @@ Plan build_training_plan(const TrainingPlanInput& in) {
     };
     Bucket buckets[2];
     for (const auto& ev : grads) {
+      if (micro_ops && pol.micro_op_fusion) {
+        // BytePS-style: gradients of one kind flow into a buffer in readiness order; each full micro_op_bytes is
+        // a micro-op, ready when its last byte is.
+        Bucket& b = buckets[ev.expert ? 1 : 0];
+        b.bytes += ev.bytes;
+        while (b.bytes >= pol.micro_op_bytes) {
+          emit(ev.ready, pol.micro_op_bytes, ev.expert, ev.layer);
+          b.bytes -= pol.micro_op_bytes;
+        }
+        b.ready = ev.ready;
+        b.layer = ev.layer;
+        continue;
+      }
       if (micro_ops) {
         for (double chunk : partition(ev.bytes, pol.micro_op_bytes)) emit(ev.ready, chunk, ev.expert, ev.layer);
         continue;

@@ -239,6 +239,23 @@ TEST(TrainingPlan, LinaMicroOpsAreEqualChunksOfOneTensorAndBounded) {
   }
 }
 
+TEST(TrainingPlan, FusedMicroOpsAreFullExceptTheLast) {
+  // micro_op_fusion: gradients stream into one buffer in readiness order and every full micro_op_bytes is a
+  // micro-op, so all micro-ops but the last hold exactly 1 MB and the count is ceil(total / 1 MB).
+  Fixture f(2, 16, "lina");
+  f.pol.micro_op_bytes = 1e6;
+  f.pol.micro_op_fusion = true;
+  Plan p = f.build();
+  validate_plan(p);
+  auto ops = grad_syncs(p);
+  const double total = static_cast<double>(count_params(f.m).non_expert) * 4;
+  EXPECT_NEAR(sum_bytes(ops), total, total * 1e-12);
+  ASSERT_EQ(static_cast<double>(ops.size()), std::ceil(total / 1e6 - 1e-9));
+  for (size_t i = 0; i + 1 < ops.size(); ++i) EXPECT_DOUBLE_EQ(ops[i]->bytes[0], 1e6) << i;
+  EXPECT_LE(ops.back()->bytes[0], 1e6);
+  EXPECT_GT(ops.back()->bytes[0], 0);
+}
+
 TEST(TrainingPlan, LinaPriorityDoesNotPartition) {
   // lina-priority is the ablation without partitioning: DDP buckets.
   Fixture f(2, 16, "lina-priority");
