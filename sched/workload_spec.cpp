@@ -64,6 +64,15 @@ const std::vector<ParamDef>& workload_params() {
        1,
        4096,
        {}},
+      {"workload.routing.topic_per",
+       T::kChoice,
+       D::kNumber,
+       "sequence",
+       "zipf/uniform with topics > 1: draw a topic per sequence (a batch mixes topics; its popularity is close to "
+       "their average) or per batch (the batch has one topic's full skew; hot sets change between batches)",
+       -1e308,
+       kNoMax,
+       {"sequence", "batch"}},
       {"workload.routing.profile_batches",
        T::kInteger,
        D::kNumber,
@@ -109,6 +118,7 @@ WorkloadSpec workload_from_json(const json& j, const std::string& file, const st
     w.routing.zipf_s = s.quantity("zipf_s");
     w.routing.rho = s.quantity("rho");
     w.routing.topics = s.integer("topics");
+    w.routing.topic_per = s.choice("topic_per");
     w.routing.profile_batches = s.integer("profile_batches");
     w.routing.trace = s.string("trace");
     w.routing.profile_trace = s.string("profile_trace");

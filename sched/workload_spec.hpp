@@ -22,6 +22,9 @@ struct RoutingSpec {
   // zipf/uniform (inference): each sequence of a batch draws one of `topics` generators with their own hot sets, so
   // that a batch's popularity varies with its mix of topics (1: one generator, popularity fixed per layer).
   int64_t topics = 1;
+  // Where a topic is drawn: per sequence (a batch mixes topics, so its popularity is near their average) or per
+  // batch (each batch follows one topic's hot sets in full, and the hot sets change from batch to batch).
+  std::string topic_per = "sequence";
   int64_t profile_batches = 100;  // zipf/uniform (inference): profiling batches generated before the evaluated ones
 };
 

@@ -50,8 +50,13 @@ class BalancedSource : public RoutingSource {
 class SynthSource : public RoutingSource {
  public:
   SynthSource(std::shared_ptr<std::vector<traces::SynthGenerator>> gens, std::shared_ptr<std::mt19937_64> rng,
-              int sequences, int seq_tokens, int64_t batches)
-      : gens_(std::move(gens)), rng_(std::move(rng)), sequences_(sequences), seq_tokens_(seq_tokens), left_(batches) {}
+              int sequences, int seq_tokens, int64_t batches, bool per_batch)
+      : gens_(std::move(gens)),
+        rng_(std::move(rng)),
+        sequences_(sequences),
+        seq_tokens_(seq_tokens),
+        left_(batches),
+        per_batch_(per_batch) {}
   // The evaluated batches follow the profiling ones in one stream; `before` (the profiling source) is drained
   // first if nobody read it, so every policy of a point evaluates the same batches whether or not it profiled (or
   // found the lookup tables already built).
@@ -68,8 +73,9 @@ class SynthSource : public RoutingSource {
       (*gens_)[0].next(out);
       return true;
     }
+    const auto batch_topic = static_cast<size_t>((*rng_)() % gens_->size());
     for (int s = 0; s < sequences_; ++s) {
-      auto topic = static_cast<size_t>((*rng_)() % gens_->size());
+      auto topic = per_batch_ ? batch_topic : static_cast<size_t>((*rng_)() % gens_->size());
       (*gens_)[topic].next(part_);
       if (s == 0) out.resize(sequences_ * seq_tokens_, part_.layers, part_.top_k, false);
       out.flags = 0;
@@ -88,6 +94,7 @@ class SynthSource : public RoutingSource {
   std::shared_ptr<std::mt19937_64> rng_;
   int sequences_, seq_tokens_;
   int64_t left_;
+  bool per_batch_;
   BatchRouting part_;
   RoutingSource* before_ = nullptr;  // owned by the same RoutingSources, which outlives both
 };
@@ -177,14 +184,15 @@ RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, u
     }
     auto rng = std::make_shared<std::mt19937_64>(traces::derive_seed(seed, 999));
     // One stream of batches: the profiling ones first, then the evaluated ones (never the same batches).
+    const bool per_batch = w.routing.topic_per == "batch";
     s.profile = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
-                                              w.routing.profile_batches);
+                                              w.routing.profile_batches, per_batch);
     auto eval = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
-                                              w.batches);
+                                              w.batches, per_batch);
     eval->follow(s.profile.get());
     s.eval = std::move(eval);
-    s.description = fmt::format("{} (s = {}, rho = {}, topics = {})", kind, kind == "uniform" ? 0.0 : w.routing.zipf_s,
-                                w.routing.rho, topics);
+    s.description = fmt::format("{} (s = {}, rho = {}, topics = {} per {})", kind,
+                                kind == "uniform" ? 0.0 : w.routing.zipf_s, w.routing.rho, topics, w.routing.topic_per);
     return s;
   }
   // trace

@@ -49,6 +49,23 @@ TEST(ModelSpec, QwenMoeMatchesPublishedCounts) {
   EXPECT_LT(rel(c.active, 2.7e9), 0.02) << c.active;
 }
 
+TEST(ModelSpec, Llama4MaverickMatchesPublishedCounts) {
+  ModelSpec m = preset("llama-4-maverick");
+  ParamCounts c = count_params(m);
+  // Published: 400B total, 17B active (Meta, The Llama 4 herd; HF model card of Llama-4-Maverick-17B-128E).
+  EXPECT_LT(rel(c.total, 400e9), 0.02) << c.total;
+  EXPECT_LT(rel(c.active, 17e9), 0.02) << c.active;
+  // MoE on the odd layers 1, 3, ..., 47 (interleave_moe_layer_step 2), as in the recorded traces.
+  EXPECT_EQ(m.moe_layer_count(), 24);
+  EXPECT_FALSE(m.is_moe_layer(0));
+  EXPECT_TRUE(m.is_moe_layer(1));
+  EXPECT_TRUE(m.is_moe_layer(47));
+  EXPECT_EQ(c.per_expert, int64_t{3} * 5120 * 8192);
+  EXPECT_EQ(c.shared_experts, int64_t{24} * 3 * 5120 * 8192);
+  EXPECT_EQ(c.dense_ffn, int64_t{24} * 3 * 5120 * 16384);
+  EXPECT_EQ(m.kv_dim(), 8 * 128);
+}
+
 TEST(ModelSpec, PaperTable1ReadingOfTransformerXl) {
   // DESIGN.md section 4: 12 layers, 16 experts -> 419M parameters; 4 experts -> 117M (Lina Table 1).
   ModelSpec m16 = load_model(json{{"base", "transformer-xl"}, {"layers", 12}}, "t.json", "/model");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "sched/cluster_spec.hpp"
 #include "sched/error.hpp"
@@ -101,8 +102,8 @@ namespace {
 // (deepspeed, or lina finding the lookup tables already built): the evaluated batches come after the profiling
 // ones in one synthetic stream, never the profiling batches themselves.
 TEST(InferenceSim, EvaluatedBatchesDoNotDependOnWhetherProfilingWasRead) {
-  ModelSpec m = load_model(nlohmann::json{{"base", "transformer-xl"}, {"layers", 4}, {"experts", 8}, {"top_k", 1}},
-                           "", "/model");
+  ModelSpec m =
+      load_model(nlohmann::json{{"base", "transformer-xl"}, {"layers", 4}, {"experts", 8}, {"top_k", 1}}, "", "/model");
   WorkloadSpec w;
   w.batch_size = 2;
   w.seq_len = 16;
@@ -125,6 +126,48 @@ TEST(InferenceSim, EvaluatedBatchesDoNotDependOnWhetherProfilingWasRead) {
   }
   EXPECT_EQ(read_profile.experts, skipped_profile.experts);
   EXPECT_NE(read_profile.experts, profile_batch.experts);  // the last profiling batch is not evaluated
+}
+
+// Topics drawn per batch keep each batch's full skew and move the hot set between batches; drawn per sequence they
+// average inside every batch. Measured on layer 0: the hottest expert's share of a batch, and how many distinct
+// experts are the hottest over 40 batches.
+TEST(InferenceSim, TopicsPerBatchKeepTheSkewAndMoveTheHotSet) {
+  ModelSpec m =
+      load_model(nlohmann::json{{"base", "transformer-xl"}, {"layers", 2}, {"experts", 8}, {"top_k", 1}}, "", "/model");
+  WorkloadSpec w;
+  w.batch_size = 32;
+  w.seq_len = 64;
+  w.batches = 40;
+  w.routing.kind = "zipf";
+  w.routing.zipf_s = 2.0;  // one topic alone: the hottest of 8 experts draws 1 / H(8, 2) = 65% of the tokens
+  w.routing.topics = 4;
+  w.routing.profile_batches = 1;
+  auto measure = [&](const std::string& per, double& mean_top_share, int& distinct_hottest) {
+    w.routing.topic_per = per;
+    RoutingSources s = make_routing_sources(w, m, 11);
+    BatchRouting b;
+    std::set<int> hottest;
+    double sum = 0;
+    int n = 0;
+    while (s.eval->next(b)) {
+      std::vector<int> count(8, 0);
+      for (int t = 0; t < b.tokens; ++t) ++count[b.experts[b.index(0, t)]];
+      auto it = std::max_element(count.begin(), count.end());
+      hottest.insert(static_cast<int>(it - count.begin()));
+      sum += static_cast<double>(*it) / b.tokens;
+      ++n;
+    }
+    ASSERT_EQ(n, 40);
+    mean_top_share = sum / n;
+    distinct_hottest = static_cast<int>(hottest.size());
+  };
+  double per_batch_share = 0, per_sequence_share = 0;
+  int per_batch_hot = 0, per_sequence_hot = 0;
+  measure("batch", per_batch_share, per_batch_hot);
+  measure("sequence", per_sequence_share, per_sequence_hot);
+  EXPECT_GT(per_batch_share, 0.55);                       // about the single topic's 65%
+  EXPECT_LT(per_sequence_share, per_batch_share - 0.15);  // diluted by the other topics' hot sets
+  EXPECT_GE(per_batch_hot, 2);                            // the hot expert moves with the batch's topic
 }
 
 }  // namespace
