@@ -16,6 +16,25 @@ mkdir -p results/traces
   -o results/traces/deepseek-v2-lite.ltr
 "$lina" trace convert --from mixtral-raw "$raw"/Mario928-speculative-moe/analysis/deep_analysis/routing_raw.jsonl \
   -o results/traces/mixtral-raw.ltr
-for spec in experiments/traces/deepseek-v2-lite.json experiments/traces/mixtral-8x7b.json; do
+specs=(experiments/traces/deepseek-v2-lite.json experiments/traces/mixtral-8x7b.json)
+# Llama-4-Maverick: both MMLU subjects, requests in numeric order and alternating between the subjects, 28 per
+# continuous batch (their prefills, then step s of the 28 as one batch): 311 batches, whose first half (the first 28
+# requests) profiles and whose second half (the other 27) is evaluated. experiments/traces/llama-4-maverick.json
+# counts on this layout (156 evaluated batches).
+l4="$raw"/andronius-yang-cse223b-proj/traffic-gen
+if [ -d "$l4"/llama4-mmlu-abstract_algebra ] && [ -d "$l4"/llama4-mmlu-anatomy ]; then
+  mapfile -t algebra < <(printf '%s\n' "$l4"/llama4-mmlu-abstract_algebra/*.json | sort -V)
+  mapfile -t anatomy < <(printf '%s\n' "$l4"/llama4-mmlu-anatomy/*.json | sort -V)
+  llama=()
+  for ((i = 0; i < ${#algebra[@]} || i < ${#anatomy[@]}; ++i)); do
+    if ((i < ${#algebra[@]})); then llama+=("${algebra[i]}"); fi
+    if ((i < ${#anatomy[@]})); then llama+=("${anatomy[i]}"); fi
+  done
+  "$lina" trace convert --from llama4-json "${llama[@]}" --regroup-decode 28 -o results/traces/llama-4-maverick.ltr
+  specs+=(experiments/traces/llama-4-maverick.json)
+else
+  echo "experiments/traces/run.sh: $l4/llama4-mmlu-* not found: skipping Llama-4-Maverick" >&2
+fi
+for spec in "${specs[@]}"; do
   "$lina" run "$spec" "$@"
 done

@@ -277,9 +277,8 @@ TEST(Presets, NamesInEachFolder) {
             (std::vector<std::string>{"dgx-a100", "dgx-h100", "dgx-h200", "lina-testbed", "lina-testbed-nvlink"}));
   EXPECT_EQ(preset_names("experiments/gpus"), (std::vector<std::string>{"A100-40GB", "H100-SXM", "H200"}));
   auto models = preset_names("models");
-  for (const char* m :
-       {"bert2gpt2", "deepseek-v2-lite", "gpt2", "llama-4-maverick", "mixtral-8x7b", "qwen1.5-moe-a2.7b",
-        "transformer-xl"}) {
+  for (const char* m : {"bert2gpt2", "deepseek-v2-lite", "gpt2", "llama-4-maverick", "mixtral-8x7b",
+                        "qwen1.5-moe-a2.7b", "transformer-xl"}) {
     EXPECT_NE(std::find(models.begin(), models.end(), m), models.end()) << m;
   }
   EXPECT_EQ(find_preset("models", "gpt3"), nullptr);
