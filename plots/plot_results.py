@@ -2,7 +2,8 @@
 """Draws the standard plots of a `lina run` output folder (reads results.json, schema lina.results/1).
 
 Training: step time per policy (grouped by sweep point, as the Lina paper's Figure 10) with the all-to-all and
-allreduce time beside it. Inference: median, p95 and p99 latency per policy, and for the first point the latency CDF,
+allreduce time beside it, and (with several points) each policy's speedup over the first policy along the sweep,
+as a curve (the micro-op size sweep, the sensitivity sweep). Inference: median, p95 and p99 latency per policy, and for the first point the latency CDF,
 the per-layer tail all-to-all and the expert popularity heatmap. Writes PNG files next to results.json.
 Uses matplotlib from Debian (python3-matplotlib); the Agg backend, so no display is needed.
 """
@@ -49,6 +50,8 @@ def main(out_dir):
     fig.tight_layout()
     save(fig, os.path.join(out_dir, "results.png"))
     if training:
+        if len(points) > 1:
+            speedup_curve(res, points, policies, labels, out_dir)
         import glob
 
         import plot_timeline
@@ -57,6 +60,25 @@ def main(out_dir):
             plot_timeline.main(path, path[: -len(".json")] + ".png")
     else:
         inference_plots(res, out_dir)
+
+
+def speedup_curve(res, points, policies, labels, out_dir):
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(points)), 3.6))
+    first = policies[0]
+    for pol in policies[1:]:
+        ys = []
+        for p in points:
+            by = {q["policy"]: q["metrics"] for q in p["policies"]}
+            ys.append(by[first]["step_time_s"] / by[pol]["step_time_s"] if by[pol]["step_time_s"] > 0 else 0)
+        ax.plot(range(len(points)), ys, marker="o", label=pol)
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks(range(len(points)))
+    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(f"speedup over {first} (step time)")
+    ax.legend(fontsize=8)
+    fig.suptitle(f"{res['experiment']}: speedup along the sweep")
+    fig.tight_layout()
+    save(fig, os.path.join(out_dir, "speedup.png"))
 
 
 def save(fig, path):
