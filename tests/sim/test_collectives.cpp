@@ -297,6 +297,20 @@ TEST(Collectives, AutoAllreduceIsTheFastestAlone) {
                           allreduce_alone(c, bytes, Collectives::Algo::kHierarchical)});
     EXPECT_EQ(allreduce_alone(c, bytes, Collectives::Algo::kAuto), best) << bytes;
   }
+  // Beyond 64 ranks the ring is estimated from its first 64 ranks (its steps are alike); the choice still matches
+  // the fastest of the full runs on 32 nodes x 4 GPUs (128 ranks), from latency-bound to bandwidth-bound sizes.
+  {
+    ClusterSpec big = cluster(32, 4, Time::us(10));
+    Harness hb(big);
+    for (double bytes : {8e3, 1e6, 30e6, 300e6}) {
+      const Time ring = allreduce_alone(big, bytes, Collectives::Algo::kRing),
+                 tree = allreduce_alone(big, bytes, Collectives::Algo::kTree),
+                 hier = allreduce_alone(big, bytes, Collectives::Algo::kHierarchical);
+      const Time best = std::min({ring, tree, hier});
+      Collectives::Algo chosen = hb.coll.fastest_allreduce(iota(128), bytes);
+      EXPECT_EQ(allreduce_alone(big, bytes, chosen), best) << bytes;
+    }
+  }
   // A group that does not fill its nodes evenly cannot run hierarchical: auto chooses among the others.
   std::vector<int> uneven = {0, 1, 2, 4};
   EXPECT_NE(h.coll.fastest_allreduce(uneven, 100e6), Collectives::Algo::kHierarchical);
