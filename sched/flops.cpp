@@ -117,6 +117,24 @@ OpCost gate_cost(const ModelSpec& m, double tokens) {
   return c;
 }
 
+OpCost dense_dispatch_masks_cost(const ModelSpec& m, double tokens, double capacity) {
+  // Per top-k choice: the [S, E] x [S, C] outer product written in fp32, then added into the combine weights (read
+  // both, write one); finally the boolean dispatch mask (read fp32, write 1 byte). About one FLOP per element.
+  const double sec = tokens * m.experts * capacity, k = m.top_k;
+  return {OpKind::kElementwise, (2 * k + 1) * sec, k * sec * 4 + (k - 1) * 3 * sec * 4 + sec * (4 + 1)};
+}
+
+OpCost dense_dispatch_einsum_cost(const ModelSpec& m, double tokens, double capacity) {
+  const double d = m.hidden, e = m.experts, b = m.dtype_bytes();
+  const double sec = tokens * e * capacity;
+  return {OpKind::kGemm, 2 * sec * d, sec * b + tokens * d * b + e * capacity * d * b};
+}
+
+double expert_capacity(const ModelSpec& m, double tokens, double max_expert_tokens) {
+  if (m.capacity_factor > 0) return std::ceil(m.capacity_factor * m.top_k * tokens / m.experts);
+  return std::ceil(max_expert_tokens);
+}
+
 OpCost norm_cost(const ModelSpec& m, double tokens) {
   const double d = m.hidden, b = m.dtype_bytes();
   return {OpKind::kElementwise, (m.rmsnorm ? 4 : 8) * tokens * d, 2 * tokens * d * b + (m.rmsnorm ? 1 : 2) * d * b};

@@ -65,6 +65,18 @@ OpCost expert_ffn_cost(const ModelSpec& m, double tokens);      // one routed ex
 OpCost shared_experts_cost(const ModelSpec& m, double tokens);  // all shared experts (every token); 0 if none
 // Router: 2*d*E per token (+ softmax and top-k over E logits in fp32).
 OpCost gate_cost(const ModelSpec& m, double tokens);
+// DeepSpeed-MoE's dense dispatch (GShard-style; deepspeed/moe/sharded_moe.py, the default unless use_tutel): the
+// gate builds combine weights [S, E, C] (one [S, E] x [S, C] outer product per top-k choice, summed) and a boolean
+// dispatch mask of the same shape; tokens move with two einsums, "sec,sm->ecm" before the dispatch all-to-all and
+// "sec,ecm->sm" after the combine, each 2*S*E*C*d FLOPs (S = tokens, C = expert capacity). With C = k*S/E that is
+// 2*k*S^2*d: quadratic in the tokens, as large as the expert FFN itself once S ~ 2f/k. Sparse dispatch (Tutel's
+// fast encode/decode, Megatron, vLLM) is a gather whose cost is in the all-to-all's buffers.
+OpCost dense_dispatch_masks_cost(const ModelSpec& m, double tokens, double capacity);
+OpCost dense_dispatch_einsum_cost(const ModelSpec& m, double tokens, double capacity);  // either einsum
+// Expert capacity C of one MoE layer over `tokens` tokens: capacity_factor * k * S / E, rounded up; dropless
+// (capacity_factor 0) sizes it to the most loaded expert, `max_expert_tokens` (k * S / E when balanced).
+double expert_capacity(const ModelSpec& m, double tokens, double max_expert_tokens);
+
 // Elementwise: one norm (LayerNorm ~8 FLOPs per element, RMSNorm ~4; read x, write y), one residual add (read two,
 // write one), the FFN activation on `ffn_size` (GELU ~10 FLOPs per element, read+write; SwiGLU ~5: read two,
 // write one). Memory-bound: their FLOP counts hardly matter.

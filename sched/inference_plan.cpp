@@ -137,10 +137,32 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     const int disp_id = plan.add_collective(std::move(disp));
     const int comb_id = plan.add_collective(std::move(comb));
 
+    // Dense dispatch (DeepSpeed-MoE, sched/flops.hpp): dropless, it pads every expert to the most loaded one over
+    // the whole group (DeepSpeed all-reduces the max of the expert counts when it does not drop tokens).
+    OpCost dispatch_masks, dispatch_einsum;
+    if (m.dense_dispatch) {
+      double most = 0, tokens = 0;
+      for (int i = 0; i < N; ++i) {
+        double t = 0;
+        for (int e = 0; e < E; ++e) {
+          most = std::max(most, counts[static_cast<size_t>(i) * E + e]);
+          t += counts[static_cast<size_t>(i) * E + e];
+        }
+        tokens = std::max(tokens, t / m.top_k);
+      }
+      const double capacity = expert_capacity(m, tokens, most);
+      dispatch_masks = dense_dispatch_masks_cost(m, tokens, capacity);
+      dispatch_einsum = dense_dispatch_einsum_cost(m, tokens, capacity);
+    }
     for (int r = 0; r < N; ++r) {
       const auto rs = static_cast<size_t>(r);
       const int gate = compute(r, lc.gate, l, Role::kOther);
-      std::vector<int> before_dispatch = {gate};
+      int encoded = gate;
+      if (m.dense_dispatch) {
+        compute(r, dispatch_masks, l, Role::kOther);
+        encoded = compute(r, dispatch_einsum, l, Role::kOther);
+      }
+      std::vector<int> before_dispatch = {encoded};
       for (int t : phase1[rs]) before_dispatch.push_back(t);
       phase1[rs].clear();
       if (dec.blocking_seconds > 0) {
@@ -187,6 +209,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
           plan.add_comm_task(r, comb_id, Stream::kAllToAll, any ? deps[rs] : std::vector<int>{dispatch});
       deps[rs] = {combine};
       for (int a : after) deps[rs].push_back(a);
+      if (m.dense_dispatch) compute(r, dispatch_einsum, l, Role::kOther);  // "sec,ecm->sm" after the combine
     }
     ++mi;
   }

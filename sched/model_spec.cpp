@@ -103,6 +103,10 @@ const std::vector<ParamDef>& model_params() {
              "expert capacity factor C: an expert takes at most ceil(C * tokens * top_k / E) tokens and dispatch "
              "buffers are padded to it (DeepSpeed-MoE); 0: no limit (dropless)",
              0, 1e6),
+      choice("model.dispatch", {"sparse", "dense"}, "sparse",
+             "token dispatch in the MoE layer: sparse (gather kernels: Tutel, Megatron, vLLM) or dense "
+             "(DeepSpeed-MoE's einsums over [tokens, experts, capacity] masks, 2*S*E*C*d FLOPs each way; the paper's "
+             "models use it)"),
       integer("model.shared_experts", 0, "shared experts every token goes through on every MoE layer", 0, 1 << 10),
       integer("model.shared_expert_ffn", 0, "inner size of one shared expert; 0: the same as expert_ffn", 0, 1 << 22),
       list("model.moe_layers", "all",
@@ -288,6 +292,7 @@ ModelSpec model_from_json(const json& j_in, const std::string& file, const std::
     r.fail("top_k", fmt::format("top_k {} is larger than the number of experts {}", m.top_k, m.experts));
   }
   m.capacity_factor = r.quantity("capacity_factor");
+  m.dense_dispatch = r.choice("dispatch") == "dense";
   m.shared_experts = static_cast<int>(r.integer("shared_experts"));
   m.shared_expert_ffn = static_cast<int>(r.integer("shared_expert_ffn"));
   if (m.shared_expert_ffn == 0) m.shared_expert_ffn = m.expert_ffn;

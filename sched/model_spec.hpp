@@ -61,6 +61,10 @@ struct ModelSpec {
   // Capacity factor C: each expert takes at most ceil(C * tokens * top_k / E) tokens and the dispatch buffers are
   // padded to that (DeepSpeed-MoE, GShard). 0: no capacity limit (dropless; only routed tokens are sent).
   double capacity_factor = 1.0;
+  // Token dispatch inside the MoE layer (sched/flops.hpp): sparse (gather kernels: Tutel, Megatron, vLLM) or dense
+  // (DeepSpeed-MoE's einsums over [tokens, experts, capacity] masks, the implementation the Lina paper's systems ran
+  // on; quadratic in the tokens per GPU).
+  bool dense_dispatch = false;
   int shared_experts = 0;     // experts every token goes through, on every MoE layer (DeepSeek, Qwen1.5-MoE)
   int shared_expert_ffn = 0;  // f of one shared expert
 

@@ -10,7 +10,8 @@ namespace lina {
 
 std::vector<ParamDef> all_params() {
   std::vector<ParamDef> out;
-  for (const auto* table : {&experiment_params(), &cluster_params(), &model_params(), &workload_params(), &policy_params()})
+  for (const auto* table :
+       {&experiment_params(), &cluster_params(), &model_params(), &workload_params(), &policy_params()})
     out.insert(out.end(), table->begin(), table->end());
   return out;
 }

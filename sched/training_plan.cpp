@@ -223,6 +223,12 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   auto add_host_load = [&](int r, int layer, Phase ph, int after, int step) {
     return offload_bytes > 0 ? plan.add_host_load(r, offload_bytes, Stream::kHost, ph, layer, {after}, step) : -1;
   };
+  // DeepSpeed-MoE's dense dispatch (sched/flops.hpp) over this rank's T tokens. Capacity: capacity_factor * k * T / E,
+  // or k * T / E when dropless (the routing of training is balanced by the load-balancing loss).
+  const bool dense = m.dense_dispatch;
+  const double capacity = expert_capacity(m, T, m.top_k * T / m.experts);
+  const OpCost dispatch_masks = dense_dispatch_masks_cost(m, T, capacity);
+  const OpCost dispatch_einsum = dense_dispatch_einsum_cost(m, T, capacity);
   // Expert FFN of rank r on `tokens` received tokens spread over its k experts (one GEMM pair per expert).
   auto expert_cost = [&](double tokens) {
     OpCost c = expert_ffn_cost(m, tokens / k);
@@ -258,12 +264,16 @@ Plan build_training_plan(const TrainingPlanInput& in) {
         }
         continue;
       }
-      std::vector<int> gate(static_cast<size_t>(N));
+      std::vector<int> gate(static_cast<size_t>(N)), encoded(static_cast<size_t>(N));
       for (int r = 0; r < N; ++r) {
         gate[static_cast<size_t>(r)] =
             add_compute(r, lc.gate, 1, Phase::kForward, l, Role::kOther, -1, deps_of(r), step);
         // Shared experts run while the tokens travel.
         add_ops(r, {lc.ffn}, 1, Phase::kForward, l, {gate[static_cast<size_t>(r)]}, step);
+        // Dense dispatch: the masks and the "sec,sm->ecm" einsum come between the gate and the all-to-all.
+        encoded[static_cast<size_t>(r)] = dense ? add_ops(r, {dispatch_masks, dispatch_einsum}, 1, Phase::kForward, l,
+                                                          {gate[static_cast<size_t>(r)]}, step)
+                                                : gate[static_cast<size_t>(r)];
       }
       // All dispatch chunks are issued before the combines on the all-to-all stream, so that expert compute on
       // chunk c overlaps the dispatch of chunk c + 1 (pipelining; P = 1 is the plain sequence).
@@ -279,7 +289,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
         double tok = received_tokens(mi, r) / P;
         for (int c = 0; c < P; ++c) {
           d[static_cast<size_t>(c)] = add_comm(r, dispatch[static_cast<size_t>(c * groups + r / G)], Stream::kAllToAll,
-                                               {gate[static_cast<size_t>(r)]}, step);
+                                               {encoded[static_cast<size_t>(r)]}, step);
         }
         const int load = add_host_load(r, l, Phase::kForward, gate[static_cast<size_t>(r)], step);
         for (int c = 0; c < P; ++c) {
@@ -291,6 +301,13 @@ Plan build_training_plan(const TrainingPlanInput& in) {
         for (int c = 0; c < P; ++c) {
           pending[static_cast<size_t>(r)].push_back(add_comm(r, combine[static_cast<size_t>(c * groups + r / G)],
                                                              Stream::kAllToAll, {x[static_cast<size_t>(c)]}, step));
+        }
+      }
+      // Dense dispatch: the "sec,ecm->sm" einsum gathers the combined expert outputs back into token order.
+      if (dense) {
+        for (int r = 0; r < N; ++r) {
+          last[static_cast<size_t>(r)] =
+              add_compute(r, dispatch_einsum, 1, Phase::kForward, l, Role::kOther, -1, deps_of(r), step);
         }
       }
       ++mi;
@@ -313,8 +330,11 @@ Plan build_training_plan(const TrainingPlanInput& in) {
         for (int r = 0; r < N; ++r) {
           // The combine's backward (gradient of the weighted sum of expert outputs): its start is where Lina stops
           // launching allreduce micro-ops on this device (DESIGN.md 3.1).
+          // Dense dispatch: this is the backward of the "sec,ecm->sm" einsum (2x its forward).
           pre[static_cast<size_t>(r)] =
-              add_compute(r, OpCost{OpKind::kElementwise, 2 * T * m.top_k * m.hidden, 3 * T * m.top_k * token_bytes}, 1,
+              dense ? add_compute(r, dispatch_einsum, 2, Phase::kBackward, l, Role::kPreAllToAll, -1, deps_of(r), step)
+                    : add_compute(
+                          r, OpCost{OpKind::kElementwise, 2 * T * m.top_k * m.hidden, 3 * T * m.top_k * token_bytes}, 1,
                           Phase::kBackward, l, Role::kPreAllToAll, -1, deps_of(r), step);
           add_ops(r, {lc.ffn}, 2, Phase::kBackward, l, {pre[static_cast<size_t>(r)]}, step);
         }
@@ -348,8 +368,10 @@ Plan build_training_plan(const TrainingPlanInput& in) {
         }
         if (L.replicas > 1) grads.push_back(GradEvent{expert_last, k * lc.expert_grad_bytes, true, l});
         for (int r = 0; r < N; ++r) {
-          last[static_cast<size_t>(r)] =
-              add_compute(r, lc.gate, 2, Phase::kBackward, l, Role::kOther, -1, deps_of(r), step);
+          // Dense dispatch: backward of the "sec,sm->ecm" einsum and of the masks (gradients of the gate weights).
+          std::vector<int> deps = deps_of(r);
+          if (dense) deps = {add_ops(r, {dispatch_einsum, dispatch_masks}, 2, Phase::kBackward, l, deps, step)};
+          last[static_cast<size_t>(r)] = add_compute(r, lc.gate, 2, Phase::kBackward, l, Role::kOther, -1, deps, step);
         }
       } else {
         for (int r = 0; r < N; ++r) {

@@ -29,6 +29,25 @@ TEST(Flops, DesignFormulasPerToken) {
   EXPECT_DOUBLE_EQ(layer_forward_flops_per_token(m, 0, s), 8 * d * d + 4 * s * d + 2 * d * E + 2 * 4 * d * f);
 }
 
+TEST(Flops, DenseDispatchIsQuadraticInTokens) {
+  // DeepSpeed-MoE's "sec,sm->ecm": 2*S*E*C*d FLOPs with C = ceil(cf * k * S / E); with cf = 1 and k = 2 that is
+  // 4 * S^2 * d whatever E, the same for "sec,ecm->sm".
+  ModelSpec m = small();
+  const double d = 512, S = 4096;
+  const double C = expert_capacity(m, S, 0);
+  EXPECT_DOUBLE_EQ(C, 2 * S / 16);
+  const OpCost e = dense_dispatch_einsum_cost(m, S, C);
+  EXPECT_EQ(e.kind, OpKind::kGemm);
+  EXPECT_DOUBLE_EQ(e.flops, 4 * S * S * d);
+  EXPECT_DOUBLE_EQ(dense_dispatch_einsum_cost(m, 2 * S, expert_capacity(m, 2 * S, 0)).flops, 4 * e.flops);
+  // Masks: per top-k choice an fp32 [S, E, C] outer product, their sum (read 2, write 1), a boolean copy.
+  const double sec = S * 16 * C;
+  EXPECT_DOUBLE_EQ(dense_dispatch_masks_cost(m, S, C).bytes, sec * (2 * 4 + 3 * 4 + 4 + 1));
+  // Dropless (capacity factor 0): the capacity is the most loaded expert's count, rounded up.
+  ModelSpec dropless = small({{"capacity_factor", 0}});
+  EXPECT_DOUBLE_EQ(expert_capacity(dropless, S, 1234.5), 1235);
+}
+
 TEST(Flops, GatedGqaAndMla) {
   ModelSpec g = small({{"gated_ffn", true}, {"kv_heads", 2}});
   const double d = 512, f = 2048, kv = 2 * 64;

@@ -256,6 +256,37 @@ TEST(TrainingPlan, FusedMicroOpsAreFullExceptTheLast) {
   EXPECT_GT(ops.back()->bytes[0], 0);
 }
 
+TEST(TrainingPlan, DenseDispatchAddsTheEinsumsAroundEachAllToAllPair) {
+  // Transformer-XL's preset dispatches densely (DeepSpeed-MoE). Per MoE layer and rank, against sparse dispatch:
+  // forward masks + two einsums, backward 2x the same, and the backward combine computation (where Lina stops
+  // launching allreduce micro-ops) is the combine einsum's backward instead of a small elementwise op.
+  Fixture dense(2, 16, "deepspeed");
+  ASSERT_TRUE(dense.m.dense_dispatch);
+  Fixture sparse(2, 16, "deepspeed");
+  sparse.m.dense_dispatch = false;
+  auto flops_of = [](const Plan& p) {
+    double f = 0;
+    for (const auto& t : p.tasks)
+      if (t.kind == TaskKind::kCompute && t.rank == 0) f += t.flops;
+    return f;
+  };
+  auto pre_flops = [](const Plan& p) {
+    double f = 0;
+    for (const auto& t : p.tasks)
+      if (t.rank == 0 && t.role == Role::kPreAllToAll) f += t.flops;
+    return f;
+  };
+  const double T = 128, d = 512;
+  const double C = expert_capacity(dense.m, T, 2 * T / 16);
+  const double einsum = dense_dispatch_einsum_cost(dense.m, T, C).flops,
+               masks = dense_dispatch_masks_cost(dense.m, T, C).flops;
+  EXPECT_DOUBLE_EQ(einsum, 2 * T * 16 * C * d);
+  const double sparse_pre = 2 * T * 2 * d;  // the elementwise combine backward of sparse dispatch
+  const Plan pd = dense.build(), ps = sparse.build();
+  EXPECT_NEAR(pre_flops(pd), 2 * 2 * einsum, 1e-6 * einsum);
+  EXPECT_NEAR(flops_of(pd) - flops_of(ps), 2 * (3 * (2 * einsum + masks)) - 2 * sparse_pre, 1e-9 * flops_of(pd));
+}
+
 TEST(TrainingPlan, LinaPriorityDoesNotPartition) {
   // lina-priority is the ablation without partitioning: DDP buckets.
   Fixture f(2, 16, "lina-priority");
