@@ -66,9 +66,9 @@ void PathEstimator::add(const BatchRouting& b) {
         auto [it, inserted] = tab.index.emplace(k, static_cast<uint32_t>(tab.totals.size()));
         if (inserted) {
           tab.totals.push_back(0);
-          tab.counts.resize(tab.counts.size() + static_cast<size_t>(experts_), 0.0);
+          tab.counts.resize(tab.counts.size() + static_cast<size_t>(experts_), 0);
         }
-        double* row = tab.counts.data() + static_cast<size_t>(it->second) * static_cast<size_t>(experts_);
+        uint32_t* row = tab.counts.data() + static_cast<size_t>(it->second) * static_cast<size_t>(experts_);
         for (int s = 0; s < top_k_; ++s) {
           uint16_t e = b.expert(j, t, s);
           if (e < experts_) {
@@ -93,10 +93,10 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
       if (!key(top1, b.tokens, t, j, m, key_v)) continue;
       const Table& tab = table(j, m);
       auto it = tab.index.find(key_v);
-      if (it == tab.index.end() || tab.totals[it->second] <= 0) continue;
-      const double* row = tab.counts.data() + static_cast<size_t>(it->second) * static_cast<size_t>(experts_);
+      if (it == tab.index.end() || tab.totals[it->second] == 0) continue;
+      const uint32_t* row = tab.counts.data() + static_cast<size_t>(it->second) * static_cast<size_t>(experts_);
       // Each token contributes top_k choices in total.
-      const double scale = k / tab.totals[it->second];
+      const double scale = k / static_cast<double>(tab.totals[it->second]);
       for (int e = 0; e < experts_; ++e) out[static_cast<size_t>(e)] += row[e] * scale;
       break;
     }
