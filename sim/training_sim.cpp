@@ -12,6 +12,7 @@
 #include "sim/collective_backend.hpp"
 #include "sim/compute.hpp"
 #include "sim/executor.hpp"
+#include "sim/inference_sim.hpp"
 
 namespace lina::sim {
 namespace {
@@ -58,6 +59,49 @@ struct Simulated {
   std::map<std::string, double> metrics;
 };
 
+// Per MoE layer, tokens from rank r to expert e ([r * E + e]) for one training step: empty when balanced (training
+// uses a load-balancing loss), else the first evaluated batch of the workload's routing (synthetic or a trace). The
+// batch's tokens are split evenly over the ranks in order (token t on rank t * N / tokens), and each rank's counts
+// are scaled to its T * top_k choices, so a trace whose batches are smaller or larger than N * T tokens keeps its
+// popularity shape and the workload keeps its size. The same routing serves every step.
+std::vector<LayerRouting> training_routing(const TrainingInput& in) {
+  const WorkloadSpec& w = in.workload;
+  if (w.routing.kind == "balanced") return {};
+  const int N = in.cluster.gpu_count(), E = in.model.experts, k = in.model.top_k;
+  const int layers = in.model.moe_layer_count();
+  WorkloadSpec whole = w;  // one batch of all ranks' tokens
+  whole.batch_size = w.batch_size * N;
+  whole.batches = 1;
+  whole.routing.profile_batches = 1;
+  RoutingSources src = make_routing_sources(whole, in.model, in.seed);
+  BatchRouting b;
+  if (!src.eval->next(b) || b.tokens <= 0) {
+    throw InputError(fmt::format("workload.routing: the {} routing gave no batch for training", w.routing.kind));
+  }
+  std::vector<LayerRouting> out(static_cast<size_t>(layers), LayerRouting(static_cast<size_t>(N) * E, 0.0));
+  for (int j = 0; j < layers && j < b.layers; ++j) {
+    LayerRouting& r = out[static_cast<size_t>(j)];
+    for (int t = 0; t < b.tokens; ++t) {
+      if (!b.recorded(j, t)) continue;
+      const auto rank = static_cast<size_t>(static_cast<int64_t>(t) * N / b.tokens);
+      for (int slot = 0; slot < b.top_k; ++slot) {
+        const int e = b.expert(j, t, slot);
+        if (e < E) r[rank * E + static_cast<size_t>(e)] += 1;
+      }
+    }
+    const double want = static_cast<double>(w.tokens_per_gpu()) * k;
+    for (int rank = 0; rank < N; ++rank) {
+      double sum = 0;
+      for (int e = 0; e < E; ++e) sum += r[static_cast<size_t>(rank) * E + e];
+      for (int e = 0; e < E; ++e) {
+        double& c = r[static_cast<size_t>(rank) * E + e];
+        c = sum > 0 ? c * want / sum : want / E;
+      }
+    }
+  }
+  return out;
+}
+
 Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
   TrainingPlanInput pin;
   pin.model = &in.model;
@@ -66,6 +110,7 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
   pin.policy = &in.policy;
   pin.layout = layout;
   pin.steps = static_cast<int>(in.workload.steps);
+  pin.routing = training_routing(in);
   Simulated s;
   s.plan = build_training_plan(pin);
 

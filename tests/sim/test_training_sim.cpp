@@ -213,6 +213,38 @@ TEST(TrainingSim, PackingControllerKeepsOnlyWhatHelps) {
   }
 }
 
+TEST(TrainingSim, SkewedRoutingSlowsADroplessStepAndIsDeterministic) {
+  // Synthetic Zipf routing (s = 2: the hottest of 16 experts draws 1 / H(16, 2) = 62% of the choices) without a
+  // capacity limit: the hottest expert's GPU receives about 10x its balanced share, so the all-to-all and its expert
+  // computation take longer than with the balanced routing the load-balancing loss gives. Its node's NIC carries
+  // the hottest expert's 62% of the inter-node traffic instead of a node's 25%, so that node's 4 ranks (a quarter)
+  // spend about 2.5x as long in the all-to-all and the others about as long as before: the rank average
+  // (a2a_time_s) grows by about 0.25 * 2.5 + 0.75 = 1.4x; asserted above 1.3x.
+  TrainingInput balanced = input("deepspeed", 2), skewed = input("deepspeed", 2);
+  for (TrainingInput* in : {&balanced, &skewed}) {
+    in->model.capacity_factor = 0;
+    in->workload.batch_size = 16;  // 8k tokens per GPU: the all-to-all is bandwidth-bound, not latency-bound
+    in->workload.seq_len = 512;
+  }
+  skewed.workload.routing.kind = "zipf";
+  skewed.workload.routing.zipf_s = 2.0;
+  RunResult b = run_training(balanced), s1 = run_training(skewed), s2 = run_training(skewed);
+  EXPECT_GT(s1.metrics.at("a2a_time_s"), 1.3 * b.metrics.at("a2a_time_s"));
+  EXPECT_GT(s1.metrics.at("step_time_s"), b.metrics.at("step_time_s"));
+  EXPECT_EQ(s1.metrics, s2.metrics);
+  // Same bytes in total: skew moves tokens between experts, it does not add any.
+  double sent_b = 0, sent_s = 0;
+  for (const auto& c : b.plan.collectives)
+    if (c.kind == CommKind::kAllToAll)
+      for (double x : c.bytes) sent_b += x;
+  for (const auto& c : s1.plan.collectives)
+    if (c.kind == CommKind::kAllToAll)
+      for (double x : c.bytes) sent_s += x;
+  EXPECT_GT(sent_s, 0);
+  // The local share (a rank's tokens for its own expert) is not sent, so totals differ by what stays local.
+  EXPECT_NEAR(sent_s, sent_b, 0.2 * sent_b);
+}
+
 TEST(TrainingSim, MoreNicBandwidthNeverSlowsDeepspeed) {
   double prev = 1e300;
   for (const char* bw : {"25Gbps", "50Gbps", "100Gbps", "200Gbps", "400Gbps"}) {
