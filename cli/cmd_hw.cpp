@@ -4,7 +4,9 @@
 //   lina hw calibrate [-o FILE] [--quick]         microbenchmarks -> FILE (lina.calibration/1) and
 //                                                 FILE.measurements.json (lina.measurements/1)
 //   lina hw calibrate --from MEAS.json -o FILE    fit a calibration from recorded measurements (no GPU needed)
-//   lina hw run SPEC [--set k=v] [-o DIR]         the spec's first point, each training policy, on the local GPUs
+//   lina hw run SPEC [--set k=v] [-o DIR]         the spec's first point, each policy, on the local GPUs (training:
+//                                                 the spec's steps; inference: its batches, the placements decided
+//                                                 online by the same scheduler objects as in the simulator)
 //   lina hw validate SPEC --calibration FILE      as run, plus the simulator with the calibration: per task kind and
 //                                                 end to end, measured vs predicted and the relative error
 //
@@ -39,6 +41,7 @@
 #include "sim/collective_backend.hpp"
 #include "sim/compute.hpp"
 #include "sim/executor.hpp"
+#include "sim/inference_sim.hpp"
 #include "sim/training_sim.hpp"
 #endif
 
@@ -191,7 +194,6 @@ Experiment load(const Options& o, int gpus, const GpuSpec& gpu) {
   std::vector<Override> overrides;
   for (const auto& s : o.sets) overrides.push_back(parse_override(s));
   Experiment e{load_experiment(o.spec, overrides), {}, {}};
-  if (e.spec.mode != "training") throw InputError(o.spec + ": lina hw runs training experiments only");
   e.point = load_point(e.spec, e.spec.point_document(e.spec.points().front()));
   e.model = load_model(e.point.model_json, e.spec.file, "/model");
   e.point.cluster.nodes = 1;
@@ -215,7 +217,7 @@ Plan plan_for(const Experiment& e, const PolicySpec& pol) {
   return build_training_plan(in);
 }
 
-Timeline run_on_gpus(const Plan& plan, const Experiment& e, const std::string& policy) {
+Timeline run_on_gpus(const Plan& plan, const Experiment& e, RuntimeScheduler& sched) {
   hw::CudaBackend backend;
   const auto [least, greatest] = hw::stream_priority_range();
   hw::LoweringOptions lo;
@@ -224,8 +226,12 @@ Timeline run_on_gpus(const Plan& plan, const Experiment& e, const std::string& p
   lo.greatest_priority = greatest;
   const hw::LoweredPlan lowered = hw::lower_plan(plan, lo);
   hw::HwExecutor exec(backend);
+  return exec.run(plan, lowered, sched);
+}
+
+Timeline run_on_gpus(const Plan& plan, const Experiment& e, const std::string& policy) {
   auto sched = scheduler_for(policy);
-  return exec.run(plan, lowered, *sched);
+  return run_on_gpus(plan, e, *sched);
 }
 
 // The simulator on the same plan, with the calibration (compute tables, links, launch overhead, interference).
@@ -248,6 +254,81 @@ Timeline simulate(const Plan& plan, const Experiment& e, const std::string& poli
 }
 
 const std::vector<std::string> kEndToEnd = {"step_time_s", "a2a_time_s", "allreduce_time_s", "exposed_comm_s"};
+const std::vector<std::string> kInferenceEndToEnd = {"latency_p50_s", "latency_p95_s", "a2a_mean_time_s",
+                                                     "moe_layer_mean_s"};
+
+// Inference on the GPUs: run_inference drives the batches, the inference scheduler decides each layer's placement
+// from the gate's routing, and every batch's plan runs on the devices (InferenceInput::execute). Validation runs
+// the same batches in the simulator with the calibration; the per-kind table compares the first batch's plan.
+int run_or_validate_inference(const Options& o, const Experiment& e, const std::optional<sim::Calibration>& cal,
+                              int gpus, const GpuSpec& gpu, const std::string& out) {
+  namespace fs = std::filesystem;
+  PointResult measured_pr, predicted_pr;
+  std::string tables;
+  nlohmann::json validation = nlohmann::json::array();
+  for (const auto& pol : e.point.policies) {
+    sim::InferenceInput in;
+    in.cluster = e.point.cluster;
+    in.model = e.model;
+    in.workload = e.point.workload;
+    in.policy = pol;
+    in.seed = e.point.seed;
+    std::fprintf(stderr, "lina hw: %s on %d GPU(s): %lld batches\n", pol.label.c_str(), gpus,
+                 static_cast<long long>(in.workload.batches));
+    sim::InferenceInput on_gpus = in;
+    on_gpus.execute = [&](const Plan& plan, RuntimeScheduler& sched) { return run_on_gpus(plan, e, sched); };
+    const sim::RunResult measured = sim::run_inference(on_gpus);
+    write_chrome_trace(measured.plan, measured.timeline, gpus,
+                       (fs::path(out) / fmt::format("timeline-{}-gpu.json", pol.label)).string());
+    measured_pr.policies.push_back(PolicyMetrics{pol.label, pol.name, measured.metrics, {}});
+    if (!cal) continue;
+    sim::InferenceInput simulated = in;
+    simulated.cluster.calibration = fs::absolute(o.calibration).string();
+    const sim::RunResult predicted = sim::run_inference(simulated);
+    write_chrome_trace(predicted.plan, predicted.timeline, gpus,
+                       (fs::path(out) / fmt::format("timeline-{}-sim.json", pol.label)).string());
+    predicted_pr.policies.push_back(PolicyMetrics{pol.label, pol.name, predicted.metrics, {}});
+    auto rows = hw::compare_by_kind(measured.plan, measured.timeline, predicted.timeline);
+    auto e2e = hw::compare_metrics(measured.metrics, predicted.metrics, kInferenceEndToEnd);
+    tables += fmt::format("\n{} (per task kind: first batch, summed over ranks)\n{}{}", pol.label,
+                          hw::error_table(rows), hw::error_table(e2e).substr(hw::error_table({}).size()));
+    nlohmann::json j = {{"policy", pol.label}, {"rows", nlohmann::json::array()}};
+    for (const auto& r : rows) {
+      j["rows"].push_back({{"kind", r.what},
+                           {"tasks", r.tasks},
+                           {"measured_s", r.measured_s},
+                           {"predicted_s", r.predicted_s},
+                           {"rel_error", r.rel_error()}});
+    }
+    for (const auto& r : e2e) {
+      j["rows"].push_back({{"metric", r.what},
+                           {"measured_s", r.measured_s},
+                           {"predicted_s", r.predicted_s},
+                           {"rel_error", r.rel_error()}});
+    }
+    validation.push_back(j);
+  }
+  add_speedups(measured_pr);
+  nlohmann::json doc = {{"schema", kResultsSchema},
+                        {"experiment", e.spec.name},
+                        {"mode", "inference"},
+                        {"executor", "hw"},
+                        {"gpus", gpus},
+                        {"gpu", gpu.name},
+                        {"points", nlohmann::json::array({point_to_json(measured_pr)})}};
+  if (cal) {
+    add_speedups(predicted_pr);
+    doc["simulated"] = point_to_json(predicted_pr);
+    doc["validation"] = validation;
+    doc["calibration"] = o.calibration;
+  }
+  write_file_atomic((fs::path(out) / "results.json").string(), doc.dump(2) + "\n");
+  std::printf("%s on %d x %s (measured)\n%s", e.spec.name.c_str(), gpus, gpu.name.c_str(),
+              results_table("inference", measured_pr).c_str());
+  if (cal) std::printf("\nmeasured vs simulated with %s%s", o.calibration.c_str(), tables.c_str());
+  std::printf("\nwrote %s/results.json and timeline-*.json\n", out.c_str());
+  return 0;
+}
 
 int run_or_validate(const std::vector<std::string>& args, bool validate) {
   Options o;
@@ -265,6 +346,7 @@ int run_or_validate(const std::vector<std::string>& args, bool validate) {
   Experiment e = load(o, q.count, gpu);
   namespace fs = std::filesystem;
   const std::string out = o.out.empty() ? (fs::path("results") / ("hw-" + e.spec.name)).string() : o.out;
+  if (e.spec.mode == "inference") return run_or_validate_inference(o, e, cal, q.count, gpu, out);
   PointResult measured_pr, predicted_pr;
   std::string tables;
   nlohmann::json validation = nlohmann::json::array();

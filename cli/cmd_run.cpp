@@ -56,7 +56,7 @@ PointResult run_point(const ExperimentSpec& e, const SweepPoint& sp, const std::
     // Link utilisation is recorded only for the point whose timelines are written (it can be large).
     sim::RunResult r;
     if (ps.mode == "inference") {
-      r = sim::run_inference(sim::InferenceInput{ps.cluster, model, ps.workload, pol, ps.seed, timelines, {}});
+      r = sim::run_inference(sim::InferenceInput{ps.cluster, model, ps.workload, pol, ps.seed, timelines, {}, {}});
     } else {
       r = sim::run_training(sim::TrainingInput{ps.cluster, model, ps.workload, pol, ps.seed, timelines});
     }

@@ -28,6 +28,7 @@
 #include "sched/model_spec.hpp"
 #include "sched/policy_spec.hpp"
 #include "sched/routing.hpp"
+#include "sched/runtime_scheduler.hpp"
 #include "sched/workload_spec.hpp"
 #include "sim/training_sim.hpp"
 
@@ -59,6 +60,9 @@ struct InferenceInput {
   bool record_links = false;
   // Optional: batches supplied by the caller instead of make_routing_sources (tests, benchmarks).
   std::function<RoutingSources()> sources;
+  // Optional: runs each batch's plan, driving the given runtime scheduler, instead of the simulator (the hardware
+  // backend: `lina hw run` on an inference spec). The same scheduler object decides placements either way.
+  std::function<Timeline(const Plan&, RuntimeScheduler&)> execute;
 };
 
 // Metrics (names carry their unit): latency_p50_s, latency_p95_s, latency_p99_s, latency_mean_s, service_mean_s,

@@ -2,12 +2,14 @@
 // skewed routing, determinism, queueing under Poisson arrivals.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "sched/cluster_spec.hpp"
 #include "sched/error.hpp"
 #include "sched/model_spec.hpp"
+#include "sched/plan.hpp"
 #include "sim/inference_sim.hpp"
 
 namespace lina::sim {
@@ -74,6 +76,33 @@ TEST(InferenceSim, Deterministic) {
   auto b = run_inference(small("lina", "zipf"));
   EXPECT_EQ(a.metrics, b.metrics);
   EXPECT_EQ(a.notes, b.notes);
+}
+
+// The hardware backend runs inference through InferenceInput::execute: every batch's plan goes to it, with the
+// same scheduler object the simulator would drive, and the metrics come from the timelines it returns.
+TEST(InferenceSim, ExecuteHookRunsEveryBatchWithTheScheduler) {
+  InferenceInput in = small("lina", "zipf");
+  int calls = 0;
+  std::set<const RuntimeScheduler*> schedulers;
+  in.execute = [&](const Plan& plan, RuntimeScheduler& sched) {
+    ++calls;
+    schedulers.insert(&sched);
+    validate_plan(plan);
+    // A stand-in device: every task takes 1 us, one after another, so a batch takes (tasks) us.
+    Timeline tl;
+    for (size_t i = 0; i < plan.tasks.size(); ++i) {
+      tl.records.push_back(TaskRecord{static_cast<int>(i), Time::us(static_cast<int64_t>(i)),
+                                      Time::us(static_cast<int64_t>(i)), Time::us(static_cast<int64_t>(i) + 1)});
+    }
+    tl.makespan = Time::us(static_cast<int64_t>(plan.tasks.size()));
+    return tl;
+  };
+  RunResult r = run_inference(in);
+  EXPECT_EQ(calls, 6);
+  EXPECT_EQ(schedulers.size(), 1u);
+  EXPECT_NEAR(r.metrics.at("latency_mean_s"), r.metrics.at("service_mean_s"), 1e-12);
+  EXPECT_NEAR(r.metrics.at("latency_p50_s") * 1e6, std::round(r.metrics.at("latency_p50_s") * 1e6), 1e-6);
+  EXPECT_EQ(r.timeline.makespan, Time::us(static_cast<int64_t>(r.plan.tasks.size())));
 }
 
 TEST(InferenceSim, PoissonArrivalsQueue) {
