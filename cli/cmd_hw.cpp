@@ -257,41 +257,21 @@ const std::vector<std::string> kEndToEnd = {"step_time_s", "a2a_time_s", "allred
 const std::vector<std::string> kInferenceEndToEnd = {"latency_p50_s", "latency_p95_s", "a2a_mean_time_s",
                                                      "moe_layer_mean_s"};
 
-// Inference on the GPUs: run_inference drives the batches, the inference scheduler decides each layer's placement
-// from the gate's routing, and every batch's plan runs on the devices (InferenceInput::execute). Validation runs
-// the same batches in the simulator with the calibration; the per-kind table compares the first batch's plan.
-int run_or_validate_inference(const Options& o, const Experiment& e, const std::optional<sim::Calibration>& cal,
-                              int gpus, const GpuSpec& gpu, const std::string& out) {
-  namespace fs = std::filesystem;
-  PointResult measured_pr, predicted_pr;
+// What `lina hw run|validate` collects per policy, written once at the end (training and inference alike).
+struct HwReport {
+  PointResult measured, predicted;
   std::string tables;
   nlohmann::json validation = nlohmann::json::array();
-  for (const auto& pol : e.point.policies) {
-    sim::InferenceInput in;
-    in.cluster = e.point.cluster;
-    in.model = e.model;
-    in.workload = e.point.workload;
-    in.policy = pol;
-    in.seed = e.point.seed;
-    std::fprintf(stderr, "lina hw: %s on %d GPU(s): %lld batches\n", pol.label.c_str(), gpus,
-                 static_cast<long long>(in.workload.batches));
-    sim::InferenceInput on_gpus = in;
-    on_gpus.execute = [&](const Plan& plan, RuntimeScheduler& sched) { return run_on_gpus(plan, e, sched); };
-    const sim::RunResult measured = sim::run_inference(on_gpus);
-    write_chrome_trace(measured.plan, measured.timeline, gpus,
-                       (fs::path(out) / fmt::format("timeline-{}-gpu.json", pol.label)).string());
-    measured_pr.policies.push_back(PolicyMetrics{pol.label, pol.name, measured.metrics, {}});
-    if (!cal) continue;
-    sim::InferenceInput simulated = in;
-    simulated.cluster.calibration = fs::absolute(o.calibration).string();
-    const sim::RunResult predicted = sim::run_inference(simulated);
-    write_chrome_trace(predicted.plan, predicted.timeline, gpus,
-                       (fs::path(out) / fmt::format("timeline-{}-sim.json", pol.label)).string());
-    predicted_pr.policies.push_back(PolicyMetrics{pol.label, pol.name, predicted.metrics, {}});
-    auto rows = hw::compare_by_kind(measured.plan, measured.timeline, predicted.timeline);
-    auto e2e = hw::compare_metrics(measured.metrics, predicted.metrics, kInferenceEndToEnd);
-    tables += fmt::format("\n{} (per task kind: first batch, summed over ranks)\n{}{}", pol.label,
-                          hw::error_table(rows), hw::error_table(e2e).substr(hw::error_table({}).size()));
+
+  void add_measured(const PolicySpec& pol, std::map<std::string, double> metrics) {
+    measured.policies.push_back(PolicyMetrics{pol.label, pol.name, std::move(metrics), {}});
+  }
+  // `scope` says which tasks the per-kind rows cover (the last step, the first batch).
+  void add_validation(const PolicySpec& pol, std::map<std::string, double> metrics, const std::string& scope,
+                      const std::vector<hw::ErrorRow>& rows, const std::vector<hw::ErrorRow>& e2e) {
+    predicted.policies.push_back(PolicyMetrics{pol.label, pol.name, std::move(metrics), {}});
+    tables += fmt::format("\n{} (per task kind: {})\n{}{}", pol.label, scope, hw::error_table(rows),
+                          hw::error_table(e2e).substr(hw::error_table({}).size()));
     nlohmann::json j = {{"policy", pol.label}, {"rows", nlohmann::json::array()}};
     for (const auto& r : rows) {
       j["rows"].push_back({{"kind", r.what},
@@ -308,26 +288,82 @@ int run_or_validate_inference(const Options& o, const Experiment& e, const std::
     }
     validation.push_back(j);
   }
-  add_speedups(measured_pr);
-  nlohmann::json doc = {{"schema", kResultsSchema},
-                        {"experiment", e.spec.name},
-                        {"mode", "inference"},
-                        {"executor", "hw"},
-                        {"gpus", gpus},
-                        {"gpu", gpu.name},
-                        {"points", nlohmann::json::array({point_to_json(measured_pr)})}};
-  if (cal) {
-    add_speedups(predicted_pr);
-    doc["simulated"] = point_to_json(predicted_pr);
-    doc["validation"] = validation;
-    doc["calibration"] = o.calibration;
+  int finish(const Options& o, const Experiment& e, int gpus, const GpuSpec& gpu, const std::string& out,
+             bool validate) {
+    namespace fs = std::filesystem;
+    add_speedups(measured);
+    nlohmann::json doc = {{"schema", kResultsSchema},
+                          {"experiment", e.spec.name},
+                          {"mode", e.spec.mode},
+                          {"executor", "hw"},
+                          {"gpus", gpus},
+                          {"gpu", gpu.name},
+                          {"points", nlohmann::json::array({point_to_json(measured)})}};
+    if (validate) {
+      add_speedups(predicted);
+      doc["simulated"] = point_to_json(predicted);
+      doc["validation"] = validation;
+      doc["calibration"] = o.calibration;
+    }
+    write_file_atomic((fs::path(out) / "results.json").string(), doc.dump(2) + "\n");
+    std::printf("%s on %d x %s (measured)\n%s", e.spec.name.c_str(), gpus, gpu.name.c_str(),
+                results_table(e.spec.mode, measured).c_str());
+    if (validate) std::printf("\nmeasured vs simulated with %s%s", o.calibration.c_str(), tables.c_str());
+    std::printf("\nwrote %s/results.json and timeline-*.json\n", out.c_str());
+    return 0;
   }
-  write_file_atomic((fs::path(out) / "results.json").string(), doc.dump(2) + "\n");
-  std::printf("%s on %d x %s (measured)\n%s", e.spec.name.c_str(), gpus, gpu.name.c_str(),
-              results_table("inference", measured_pr).c_str());
-  if (cal) std::printf("\nmeasured vs simulated with %s%s", o.calibration.c_str(), tables.c_str());
-  std::printf("\nwrote %s/results.json and timeline-*.json\n", out.c_str());
-  return 0;
+};
+
+std::string timeline_path(const std::string& out, const PolicySpec& pol, const char* where) {
+  return (std::filesystem::path(out) / fmt::format("timeline-{}-{}.json", pol.label, where)).string();
+}
+
+// Inference on the GPUs: run_inference drives the batches, the inference scheduler decides each layer's placement
+// from the gate's routing, and every batch's plan runs on the devices (InferenceInput::execute). Validation runs
+// the same batches in the simulator with the calibration; the per-kind table compares the first batch's plan.
+void run_inference_policies(const Options& o, const Experiment& e, bool validate, int gpus, const std::string& out,
+                            HwReport& report) {
+  for (const auto& pol : e.point.policies) {
+    sim::InferenceInput in;
+    in.cluster = e.point.cluster;
+    in.model = e.model;
+    in.workload = e.point.workload;
+    in.policy = pol;
+    in.seed = e.point.seed;
+    std::fprintf(stderr, "lina hw: %s on %d GPU(s): %lld batches\n", pol.label.c_str(), gpus,
+                 static_cast<long long>(in.workload.batches));
+    sim::InferenceInput on_gpus = in;
+    on_gpus.execute = [&](const Plan& plan, RuntimeScheduler& sched) { return run_on_gpus(plan, e, sched); };
+    const sim::RunResult measured = sim::run_inference(on_gpus);
+    write_chrome_trace(measured.plan, measured.timeline, gpus, timeline_path(out, pol, "gpu"));
+    report.add_measured(pol, measured.metrics);
+    if (!validate) continue;
+    sim::InferenceInput simulated = in;
+    simulated.cluster.calibration = std::filesystem::absolute(o.calibration).string();
+    const sim::RunResult predicted = sim::run_inference(simulated);
+    write_chrome_trace(predicted.plan, predicted.timeline, gpus, timeline_path(out, pol, "sim"));
+    report.add_validation(pol, predicted.metrics, "first batch, summed over ranks",
+                          hw::compare_by_kind(measured.plan, measured.timeline, predicted.timeline),
+                          hw::compare_metrics(measured.metrics, predicted.metrics, kInferenceEndToEnd));
+  }
+}
+
+void run_training_policies(const Experiment& e, const std::optional<sim::Calibration>& cal, int gpus,
+                           const std::string& out, HwReport& report) {
+  for (const auto& pol : e.point.policies) {
+    const Plan plan = plan_for(e, pol);
+    std::fprintf(stderr, "lina hw: %s on %d GPU(s): %zu tasks\n", pol.label.c_str(), gpus, plan.tasks.size());
+    const Timeline measured = run_on_gpus(plan, e, pol.name);
+    write_chrome_trace(plan, measured, gpus, timeline_path(out, pol, "gpu"));
+    auto mm = sim::training_metrics(plan, measured);
+    report.add_measured(pol, mm);
+    if (!cal) continue;
+    const Timeline predicted = simulate(plan, e, pol.name, *cal);
+    write_chrome_trace(plan, predicted, gpus, timeline_path(out, pol, "sim"));
+    auto pm = sim::training_metrics(plan, predicted);
+    report.add_validation(pol, pm, "summed over ranks, last step", hw::compare_by_kind(plan, measured, predicted),
+                          hw::compare_metrics(mm, pm, kEndToEnd));
+  }
 }
 
 int run_or_validate(const std::vector<std::string>& args, bool validate) {
@@ -346,64 +382,13 @@ int run_or_validate(const std::vector<std::string>& args, bool validate) {
   Experiment e = load(o, q.count, gpu);
   namespace fs = std::filesystem;
   const std::string out = o.out.empty() ? (fs::path("results") / ("hw-" + e.spec.name)).string() : o.out;
-  if (e.spec.mode == "inference") return run_or_validate_inference(o, e, cal, q.count, gpu, out);
-  PointResult measured_pr, predicted_pr;
-  std::string tables;
-  nlohmann::json validation = nlohmann::json::array();
-  for (const auto& pol : e.point.policies) {
-    const Plan plan = plan_for(e, pol);
-    std::fprintf(stderr, "lina hw: %s on %d GPU(s): %zu tasks\n", pol.label.c_str(), q.count, plan.tasks.size());
-    const Timeline measured = run_on_gpus(plan, e, pol.name);
-    write_chrome_trace(plan, measured, q.count,
-                       (fs::path(out) / fmt::format("timeline-{}-gpu.json", pol.label)).string());
-    auto mm = sim::training_metrics(plan, measured);
-    measured_pr.policies.push_back(PolicyMetrics{pol.label, pol.name, mm, {}});
-    if (!validate) continue;
-    const Timeline predicted = simulate(plan, e, pol.name, *cal);
-    write_chrome_trace(plan, predicted, q.count,
-                       (fs::path(out) / fmt::format("timeline-{}-sim.json", pol.label)).string());
-    auto pm = sim::training_metrics(plan, predicted);
-    predicted_pr.policies.push_back(PolicyMetrics{pol.label, pol.name, pm, {}});
-    auto rows = hw::compare_by_kind(plan, measured, predicted);
-    auto e2e = hw::compare_metrics(mm, pm, kEndToEnd);
-    tables += fmt::format("\n{} (per task kind: summed over ranks, last step)\n{}{}", pol.label, hw::error_table(rows),
-                          hw::error_table(e2e).substr(hw::error_table({}).size()));
-    nlohmann::json j = {{"policy", pol.label}, {"rows", nlohmann::json::array()}};
-    for (const auto& r : rows) {
-      j["rows"].push_back({{"kind", r.what},
-                           {"tasks", r.tasks},
-                           {"measured_s", r.measured_s},
-                           {"predicted_s", r.predicted_s},
-                           {"rel_error", r.rel_error()}});
-    }
-    for (const auto& r : e2e) {
-      j["rows"].push_back({{"metric", r.what},
-                           {"measured_s", r.measured_s},
-                           {"predicted_s", r.predicted_s},
-                           {"rel_error", r.rel_error()}});
-    }
-    validation.push_back(j);
+  HwReport report;
+  if (e.spec.mode == "inference") {
+    run_inference_policies(o, e, validate, q.count, out, report);
+  } else {
+    run_training_policies(e, cal, q.count, out, report);
   }
-  add_speedups(measured_pr);
-  nlohmann::json doc = {{"schema", kResultsSchema},
-                        {"experiment", e.spec.name},
-                        {"mode", "training"},
-                        {"executor", "hw"},
-                        {"gpus", q.count},
-                        {"gpu", gpu.name},
-                        {"points", nlohmann::json::array({point_to_json(measured_pr)})}};
-  if (validate) {
-    add_speedups(predicted_pr);
-    doc["simulated"] = point_to_json(predicted_pr);
-    doc["validation"] = validation;
-    doc["calibration"] = o.calibration;
-  }
-  write_file_atomic((fs::path(out) / "results.json").string(), doc.dump(2) + "\n");
-  std::printf("%s on %d x %s (measured)\n%s", e.spec.name.c_str(), q.count, gpu.name.c_str(),
-              results_table("training", measured_pr).c_str());
-  if (validate) std::printf("\nmeasured vs simulated with %s%s", o.calibration.c_str(), tables.c_str());
-  std::printf("\nwrote %s/results.json and timeline-*.json\n", out.c_str());
-  return 0;
+  return report.finish(o, e, q.count, gpu, out, validate);
 }
 
 #endif  // LINA_HAVE_CUDA
