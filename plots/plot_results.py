@@ -52,12 +52,13 @@ def main(out_dir):
     if training:
         if len(points) > 1:
             speedup_curve(res, points, policies, labels, out_dir)
-        import glob
-
         import plot_timeline
 
-        for path in sorted(glob.glob(os.path.join(out_dir, "timeline-*.json"))):
-            plot_timeline.main(path, path[: -len(".json")] + ".png")
+        # Only this run's policies: an output folder reused by an earlier run may hold other timelines.
+        for pol in policies:
+            path = os.path.join(out_dir, f"timeline-{pol}.json")
+            if os.path.exists(path):
+                plot_timeline.main(path, path[: -len(".json")] + ".png")
     else:
         inference_plots(res, out_dir)
 
