@@ -223,12 +223,18 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   auto add_host_load = [&](int r, int layer, Phase ph, int after, int step) {
     return offload_bytes > 0 ? plan.add_host_load(r, offload_bytes, Stream::kHost, ph, layer, {after}, step) : -1;
   };
-  // DeepSpeed-MoE's dense dispatch (sched/flops.hpp) over this rank's T tokens. Capacity: capacity_factor * k * T / E,
-  // or k * T / E when dropless (the routing of training is balanced by the load-balancing loss).
+  // DeepSpeed-MoE's dense dispatch (sched/flops.hpp) over this rank's T tokens, per MoE layer. Capacity:
+  // capacity_factor * k * T / E; dropless, the most tokens any rank sends to one expert (DeepSpeed takes the max of
+  // the expert counts over the group), k * T / E with balanced routing.
   const bool dense = m.dense_dispatch;
-  const double capacity = expert_capacity(m, T, m.top_k * T / m.experts);
-  const OpCost dispatch_masks = dense_dispatch_masks_cost(m, T, capacity);
-  const OpCost dispatch_einsum = dense_dispatch_einsum_cost(m, T, capacity);
+  auto dispatch_cost = [&](int mi) {
+    double most = 0;
+    for (int r = 0; r < N; ++r) {
+      for (int e = 0; e < E; ++e) most = std::max(most, tokens_to(mi, r, e));
+    }
+    const double capacity = expert_capacity(m, T, most);
+    return std::make_pair(dense_dispatch_masks_cost(m, T, capacity), dense_dispatch_einsum_cost(m, T, capacity));
+  };
   // Expert FFN of rank r on `tokens` received tokens spread over its k experts (one GEMM pair per expert).
   auto expert_cost = [&](double tokens) {
     OpCost c = expert_ffn_cost(m, tokens / k);
@@ -265,6 +271,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
         continue;
       }
       std::vector<int> gate(static_cast<size_t>(N)), encoded(static_cast<size_t>(N));
+      const auto [dispatch_masks, dispatch_einsum] = dispatch_cost(mi);
       for (int r = 0; r < N; ++r) {
         gate[static_cast<size_t>(r)] =
             add_compute(r, lc.gate, 1, Phase::kForward, l, Role::kOther, -1, deps_of(r), step);
@@ -326,6 +333,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
       const LayerCost& lc = cost.layers[static_cast<size_t>(l)];
       if (lc.moe) {
         --mi;
+        const auto [dispatch_masks, dispatch_einsum] = dispatch_cost(mi);
         std::vector<int> pre(static_cast<size_t>(N));
         for (int r = 0; r < N; ++r) {
           // The combine's backward (gradient of the weighted sum of expert outputs): its start is where Lina stops
