@@ -26,9 +26,11 @@ std::vector<std::string> options_of(const std::string& name) {
   return {};
 }
 std::vector<std::string> inference_options_of(const std::string& name) {
-  if (name.starts_with("lina")) return {"path_length", "schedule_cost", "finetune_cost", "max_experts_per_device"};
-  if (name == "oracle-placement" || name == "replicate-history") return {"max_experts_per_device"};
-  return {};
+  if (name.starts_with("lina")) {
+    return {"path_length", "schedule_cost", "finetune_cost", "max_experts_per_device", "hierarchical_a2a"};
+  }
+  if (name == "oracle-placement" || name == "replicate-history") return {"max_experts_per_device", "hierarchical_a2a"};
+  return {"hierarchical_a2a"};
 }
 
 }  // namespace

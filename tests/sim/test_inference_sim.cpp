@@ -105,6 +105,21 @@ TEST(InferenceSim, ExecuteHookRunsEveryBatchWithTheScheduler) {
   EXPECT_EQ(r.timeline.makespan, Time::us(static_cast<int64_t>(r.plan.tasks.size())));
 }
 
+TEST(InferenceSim, HierarchicalAllToAllIsAPolicyOption) {
+  for (bool hierarchical : {true, false}) {
+    InferenceInput in = small("deepspeed", "zipf");
+    in.policy.hierarchical_a2a = hierarchical;
+    RunResult r = run_inference(in);
+    int a2a = 0;
+    for (const auto& c : r.plan.collectives) {
+      if (c.kind != CommKind::kAllToAll) continue;
+      ++a2a;
+      EXPECT_EQ(c.hierarchical, hierarchical);
+    }
+    EXPECT_EQ(a2a, 2 * 4);  // dispatch and combine of each of the 4 MoE layers
+  }
+}
+
 TEST(InferenceSim, PoissonArrivalsQueue) {
   auto closed = run_inference(small("deepspeed", "zipf"));
   auto in = small("deepspeed", "zipf");
