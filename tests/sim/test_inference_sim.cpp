@@ -142,20 +142,26 @@ TEST(InferenceSim, DenseModelIsAnInputError) {
 namespace lina::sim {
 namespace {
 
+// A synthetic Zipf workload with several topics: batches of `sequences` x `seq_len` tokens.
+WorkloadSpec zipf_topics(int sequences, int seq_len, int batches, double zipf_s, int topics, int profile_batches) {
+  WorkloadSpec w;
+  w.batch_size = sequences;
+  w.seq_len = seq_len;
+  w.batches = batches;
+  w.routing.kind = "zipf";
+  w.routing.zipf_s = zipf_s;
+  w.routing.topics = topics;
+  w.routing.profile_batches = profile_batches;
+  return w;
+}
+
 // Every policy of a point must evaluate the same batches, whether it read the profiling batches (lina) or not
 // (deepspeed, or lina finding the lookup tables already built): the evaluated batches come after the profiling
 // ones in one synthetic stream, never the profiling batches themselves.
 TEST(InferenceSim, EvaluatedBatchesDoNotDependOnWhetherProfilingWasRead) {
   ModelSpec m =
       load_model(nlohmann::json{{"base", "transformer-xl"}, {"layers", 4}, {"experts", 8}, {"top_k", 1}}, "", "/model");
-  WorkloadSpec w;
-  w.batch_size = 2;
-  w.seq_len = 16;
-  w.batches = 2;
-  w.routing.kind = "zipf";
-  w.routing.zipf_s = 1.0;
-  w.routing.topics = 2;
-  w.routing.profile_batches = 3;
+  WorkloadSpec w = zipf_topics(2, 16, 2, 1.0, 2, 3);
   BatchRouting read_profile, skipped_profile, profile_batch;
   {
     RoutingSources s = make_routing_sources(w, m, 7);
@@ -178,14 +184,8 @@ TEST(InferenceSim, EvaluatedBatchesDoNotDependOnWhetherProfilingWasRead) {
 TEST(InferenceSim, TopicsPerBatchKeepTheSkewAndMoveTheHotSet) {
   ModelSpec m =
       load_model(nlohmann::json{{"base", "transformer-xl"}, {"layers", 2}, {"experts", 8}, {"top_k", 1}}, "", "/model");
-  WorkloadSpec w;
-  w.batch_size = 32;
-  w.seq_len = 64;
-  w.batches = 40;
-  w.routing.kind = "zipf";
-  w.routing.zipf_s = 2.0;  // one topic alone: the hottest of 8 experts draws 1 / H(8, 2) = 65% of the tokens
-  w.routing.topics = 4;
-  w.routing.profile_batches = 1;
+  // Zipf s = 2: one topic alone, the hottest of 8 experts draws 1 / H(8, 2) = 65% of the tokens.
+  WorkloadSpec w = zipf_topics(32, 64, 40, 2.0, 4, 1);
   auto measure = [&](const std::string& per, double& mean_top_share, int& distinct_hottest) {
     w.routing.topic_per = per;
     RoutingSources s = make_routing_sources(w, m, 11);
