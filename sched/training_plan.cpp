@@ -227,13 +227,18 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   // capacity_factor * k * T / E; dropless, the most tokens any rank sends to one expert (DeepSpeed takes the max of
   // the expert counts over the group), k * T / E with balanced routing.
   const bool dense = m.dense_dispatch;
-  auto dispatch_cost = [&](int mi) {
+  // [MoE layer] -> (masks, einsum), computed once for every step and both passes.
+  std::vector<std::pair<OpCost, OpCost>> dispatch_costs;
+  for (int mi = 0; dense && mi < m.moe_layer_count(); ++mi) {
     double most = 0;
     for (int r = 0; r < N; ++r) {
       for (int e = 0; e < E; ++e) most = std::max(most, tokens_to(mi, r, e));
     }
     const double capacity = expert_capacity(m, T, most);
-    return std::make_pair(dense_dispatch_masks_cost(m, T, capacity), dense_dispatch_einsum_cost(m, T, capacity));
+    dispatch_costs.emplace_back(dense_dispatch_masks_cost(m, T, capacity), dense_dispatch_einsum_cost(m, T, capacity));
+  }
+  auto dispatch_cost = [&](int mi) {
+    return dense ? dispatch_costs[static_cast<size_t>(mi)] : std::pair<OpCost, OpCost>{};
   };
   // Expert FFN of rank r on `tokens` received tokens spread over its k experts (one GEMM pair per expert).
   auto expert_cost = [&](double tokens) {

@@ -529,15 +529,21 @@ double Collectives::step_weight(Instance& in, int s) {
   if (in.step_weight.empty()) in.step_weight.assign(static_cast<size_t>(in.nsteps), 0.0);
   double& w = in.step_weight[static_cast<size_t>(s)];
   if (w > 0) return w;
-  std::unordered_map<LinkId, int> load;
+  // Flows per link in a flat array (zeroed again through the touched list): this runs once per step of every
+  // collective, over as many routes as the step has flows.
+  if (link_load_.size() < topo_.link_count()) link_load_.assign(topo_.link_count(), 0);
   int busiest = 1;
-  std::vector<std::pair<int, double>> sends;
   for (int r = 0; r < in.P; ++r) {
-    in.step_sends(r, s, sends);
-    for (auto [d, b] : sends) {
-      for (LinkId l : topo_.route(in.ranks[r], in.ranks[d])) busiest = std::max(busiest, ++load[l]);
+    in.step_sends(r, s, weight_sends_);
+    for (auto [d, b] : weight_sends_) {
+      for (LinkId l : topo_.route(in.ranks[r], in.ranks[d])) {
+        if (link_load_[l]++ == 0) touched_links_.push_back(l);
+        busiest = std::max(busiest, link_load_[l]);
+      }
     }
   }
+  for (LinkId l : touched_links_) link_load_[l] = 0;
+  touched_links_.clear();
   w = in.weight / busiest;
   return w;
 }

@@ -110,6 +110,10 @@ class Collectives {
   int gpus_per_node_;
   bool nic_per_gpu_;
   bool share_per_collective_;
+  // step_weight's scratch: flows per link, the links it touched, one rank's sends.
+  std::vector<int> link_load_;
+  std::vector<LinkId> touched_links_;
+  std::vector<std::pair<int, double>> weight_sends_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<CollId> free_ids_;
   std::map<std::pair<std::vector<int>, double>, Algo> tuned_;  // fastest_allreduce's memory

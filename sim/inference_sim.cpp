@@ -73,7 +73,9 @@ class SynthSource : public RoutingSource {
       (*gens_)[0].next(out);
       return true;
     }
-    const auto batch_topic = static_cast<size_t>((*rng_)() % gens_->size());
+    // Per batch: one draw for the whole batch. Per sequence: one draw per sequence and none for the batch, so the
+    // stream is the one per-sequence runs always had.
+    const size_t batch_topic = per_batch_ ? static_cast<size_t>((*rng_)() % gens_->size()) : 0;
     for (int s = 0; s < sequences_; ++s) {
       auto topic = per_batch_ ? batch_topic : static_cast<size_t>((*rng_)() % gens_->size());
       (*gens_)[topic].next(part_);

@@ -102,7 +102,7 @@ std::vector<LayerRouting> training_routing(const TrainingInput& in) {
   return out;
 }
 
-Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
+Simulated simulate(const TrainingInput& in, const TrainingLayout& layout, const std::vector<LayerRouting>& routing) {
   TrainingPlanInput pin;
   pin.model = &in.model;
   pin.cluster = &in.cluster;
@@ -110,7 +110,7 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout) {
   pin.policy = &in.policy;
   pin.layout = layout;
   pin.steps = static_cast<int>(in.workload.steps);
-  pin.routing = training_routing(in);
+  pin.routing = routing;
   Simulated s;
   s.plan = build_training_plan(pin);
 
@@ -283,6 +283,9 @@ RunResult run_training(const TrainingInput& in) {
   const std::string& name = in.policy.name;
   int degree = in.policy.pipeline_degree;
   RunResult out;
+  // The routing is drawn once: every layout the controllers try runs the same tokens.
+  const std::vector<LayerRouting> routing = training_routing(in);
+  auto run = [&](const TrainingLayout& l) { return simulate(in, l, routing); };
   auto finish = [&](Simulated s, const TrainingLayout& l) {
     out.metrics = std::move(s.metrics);
     out.metrics["experts_per_gpu"] = l.experts_per_device;
@@ -298,7 +301,7 @@ RunResult run_training(const TrainingInput& in) {
     TrainingLayout best_layout;
     for (int d : {1, 2, 4, 8}) {
       TrainingLayout l = make_layout(in.model, in.cluster, 0, d);
-      Simulated s = simulate(in, l);
+      Simulated s = run(l);
       if (!best || s.metrics["step_time_s"] < best->metrics["step_time_s"]) {
         best = std::move(s);
         best_layout = l;
@@ -308,12 +311,13 @@ RunResult run_training(const TrainingInput& in) {
   }
   if (name == "lina") {
     if (degree == 0) degree = 4;  // Lina pipelines each all-to-all in micro-ops (DESIGN.md 3.1); see README
-    if (in.policy.packing == "off")
-      return finish(simulate(in, make_layout(in.model, in.cluster, 0, degree)),
-                    make_layout(in.model, in.cluster, 0, degree));
+    if (in.policy.packing == "off") {
+      TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
+      return finish(run(l), l);
+    }
     if (in.policy.packing != "auto") {
       TrainingLayout l = make_layout(in.model, in.cluster, std::stoi(in.policy.packing), degree);
-      return finish(simulate(in, l), l);
+      return finish(run(l), l);
     }
     // The packing controller (paper 4.2): start at the smallest packing and double the experts per GPU while the
     // expert computation of a micro-op is shorter than its all-to-all, as long as the experts fit in memory. It
@@ -321,7 +325,7 @@ RunResult run_training(const TrainingInput& in) {
     // the step got faster: packing also multiplies the expert gradients each GPU must allreduce, which can cost
     // more than the smaller all-to-all saves.
     TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
-    Simulated s = simulate(in, l);
+    Simulated s = run(l);
     while (true) {
       auto [ffn, a2a] = ffn_and_a2a_chunk_seconds(s);
       int next = l.experts_per_device * 2;
@@ -329,7 +333,7 @@ RunResult run_training(const TrainingInput& in) {
           in.model.experts % next == 0 && l.ranks % (in.model.experts / next) == 0 && packing_fits(in, next);
       if (!(ffn < a2a) || !possible) break;
       TrainingLayout nl = make_layout(in.model, in.cluster, next, degree);
-      Simulated ns = simulate(in, nl);
+      Simulated ns = run(nl);
       if (!(ns.metrics["step_time_s"] < s.metrics["step_time_s"])) break;
       l = nl;
       s = std::move(ns);
@@ -337,7 +341,7 @@ RunResult run_training(const TrainingInput& in) {
     return finish(std::move(s), l);
   }
   TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
-  return finish(simulate(in, l), l);
+  return finish(run(l), l);
 }
 
 }  // namespace lina::sim
