@@ -248,14 +248,19 @@ ClusterSpec two_gpus() {
                            "", "");
 }
 
+// An executor's network side on two_gpus().
+struct TwoGpuNetwork {
+  ClusterSpec c = two_gpus();
+  Engine engine;
+  Topology topo{c};
+  Network net{engine, topo};
+  NetworkCollectives coll{engine, net, topo, c};
+};
+
 TEST(ExecutorNetwork, RingAllreduceOnTwoGpusClosedForm) {
   // Ring allreduce of M = 200 MB on P = 2: 2(P-1) = 2 steps of M/P = 100 MB each way (full duplex, so the two
   // directions do not share). Step = alpha + 100 MB / 100 GB/s = 10us + 1ms; total 2.02 ms.
-  ClusterSpec c = two_gpus();
-  Engine engine;
-  Topology topo(c);
-  Network net(engine, topo);
-  NetworkCollectives coll(engine, net, topo, c);
+  TwoGpuNetwork h;
   Plan p;
   p.ranks = 2;
   Collective ar;
@@ -266,7 +271,7 @@ TEST(ExecutorNetwork, RingAllreduceOnTwoGpusClosedForm) {
   int a = comm(p, 0, id, {}, Stream::kAllReduce);
   int x = compute(p, 1, 50'000);  // rank 1 joins at 50us
   int b = comm(p, 1, id, {x}, Stream::kAllReduce);
-  Executor exec(engine, coll, ns_options());
+  Executor exec(h.engine, h.coll, ns_options());
   ImmediateScheduler sched;
   Timeline tl = exec.run(p, sched);
   const double want = 50e-6 + 2 * (10e-6 + 1e-3);
@@ -278,11 +283,7 @@ TEST(ExecutorNetwork, RingAllreduceOnTwoGpusClosedForm) {
 TEST(ExecutorNetwork, DirectAllToAllOnTwoGpusClosedForm) {
   // 0 -> 1: 50 MB, 1 -> 0: 20 MB, direct (not hierarchical): one phase after alpha; both ranks take part in both
   // flows, so both finish with the longer one: 10us + 50 MB / 100 GB/s = 510us.
-  ClusterSpec c = two_gpus();
-  Engine engine;
-  Topology topo(c);
-  Network net(engine, topo);
-  NetworkCollectives coll(engine, net, topo, c);
+  TwoGpuNetwork h;
   Plan p;
   p.ranks = 2;
   Collective x;
@@ -292,7 +293,7 @@ TEST(ExecutorNetwork, DirectAllToAllOnTwoGpusClosedForm) {
   int id = p.add_collective(x);
   int a = comm(p, 0, id);
   int b = comm(p, 1, id);
-  Executor exec(engine, coll, ns_options());
+  Executor exec(h.engine, h.coll, ns_options());
   ImmediateScheduler sched;
   Timeline tl = exec.run(p, sched);
   EXPECT_NEAR(tl.records[static_cast<size_t>(a)].end.seconds(), 510e-6, 1e-9);
