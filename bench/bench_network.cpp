@@ -50,9 +50,9 @@ std::vector<int> all_ranks(int p) {
   return r;
 }
 
-// Uniform direct all-to-all, 1 MiB per GPU pair: P(P-1) flows.
-void BM_UniformAllToAll(benchmark::State& state) {
-  const int P = static_cast<int>(state.range(0));
+// Runs `launch` (which starts collectives) on a fresh P-GPU issue cluster each iteration and reports the counters.
+template <class Launch>
+void run_collectives(benchmark::State& state, int P, Launch launch) {
   uint64_t events = 0, flows = 0, recomputes = 0;
   double sim_s = 0;
   for (auto _ : state) {
@@ -61,7 +61,7 @@ void BM_UniformAllToAll(benchmark::State& state) {
     Topology topo(spec);
     Network net(engine, topo);
     Collectives coll(engine, net, topo, spec);
-    coll.launch_all(coll.alltoall(all_ranks(P), double(P) * (1 << 20), Collectives::Algo::kDirect, 0, nullptr));
+    launch(coll);
     engine.run();
     events += engine.events_executed();
     flows += net.stats().flows;
@@ -69,6 +69,14 @@ void BM_UniformAllToAll(benchmark::State& state) {
     sim_s = engine.now().seconds();
   }
   report(state, events, flows, sim_s, recomputes);
+}
+
+// Uniform direct all-to-all, 1 MiB per GPU pair: P(P-1) flows.
+void BM_UniformAllToAll(benchmark::State& state) {
+  const int P = static_cast<int>(state.range(0));
+  run_collectives(state, P, [&](Collectives& coll) {
+    coll.launch_all(coll.alltoall(all_ranks(P), double(P) * (1 << 20), Collectives::Algo::kDirect, 0, nullptr));
+  });
 }
 BENCHMARK(BM_UniformAllToAll)->Arg(256)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond)->Iterations(1);
 
@@ -86,22 +94,9 @@ void BM_ZipfAllToAllV(benchmark::State& state) {
   for (int i = 0; i < P; ++i) {
     for (int j = 0; j < P; ++j) m[static_cast<size_t>(i) * P + j] = double(P) * (1 << 20) * w[j] / sum;
   }
-  uint64_t events = 0, flows = 0, recomputes = 0;
-  double sim_s = 0;
-  for (auto _ : state) {
-    ClusterSpec spec = issue_cluster(P);
-    Engine engine;
-    Topology topo(spec);
-    Network net(engine, topo);
-    Collectives coll(engine, net, topo, spec);
+  run_collectives(state, P, [&](Collectives& coll) {
     coll.launch_all(coll.alltoallv(all_ranks(P), m, Collectives::Algo::kDirect, 0, nullptr));
-    engine.run();
-    events += engine.events_executed();
-    flows += net.stats().flows;
-    recomputes += net.stats().rate_recomputes;
-    sim_s = engine.now().seconds();
-  }
-  report(state, events, flows, sim_s, recomputes);
+  });
 }
 BENCHMARK(BM_ZipfAllToAllV)->Arg(256)->Arg(512)->Unit(benchmark::kMillisecond)->Iterations(1);
 
