@@ -64,14 +64,9 @@ void BM_Training1024Gpu4LayerIteration(benchmark::State& state) {
       for (int i = 0; i < N; ++i) c.bytes[static_cast<size_t>(i) * N + i] = 0;
       int id = plan.add_collective(std::move(c));
       for (int r = 0; r < N; ++r) {
-        Task t;
-        t.rank = r;
-        t.kind = TaskKind::kComm;
-        t.stream = Stream::kAllToAll;
-        t.collective = id;
-        t.phase = ph;
-        if (last[static_cast<size_t>(r)] >= 0) t.deps = {last[static_cast<size_t>(r)]};
-        last[static_cast<size_t>(r)] = plan.add_task(std::move(t));
+        std::vector<int> deps;
+        if (last[static_cast<size_t>(r)] >= 0) deps = {last[static_cast<size_t>(r)]};
+        last[static_cast<size_t>(r)] = plan.add_comm_task(r, id, Stream::kAllToAll, std::move(deps));
       }
     };
     auto compute = [&](Phase ph, double flops) {
@@ -105,17 +100,7 @@ void BM_Training1024Gpu4LayerIteration(benchmark::State& state) {
       c.phase = Phase::kBackward;
       c.role = Role::kGradSync;
       int id = plan.add_collective(std::move(c));
-      for (int r = 0; r < N; ++r) {
-        Task t;
-        t.rank = r;
-        t.kind = TaskKind::kComm;
-        t.stream = Stream::kAllReduce;
-        t.collective = id;
-        t.phase = Phase::kBackward;
-        t.role = Role::kGradSync;
-        t.deps = {last[static_cast<size_t>(r)]};
-        plan.add_task(std::move(t));
-      }
+      for (int r = 0; r < N; ++r) plan.add_comm_task(r, id, Stream::kAllReduce, {last[static_cast<size_t>(r)]});
     }
     sim::Engine engine;
     sim::Topology topo(cluster);
