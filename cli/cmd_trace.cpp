@@ -91,6 +91,23 @@ int trace_info(const std::vector<std::string>& args) {
   return 0;
 }
 
+// The layers and batches `trace stats` and `trace fit` look at (--exclude-layer, --batches).
+StatsOptions stats_selection(const po::variables_map& vm) {
+  StatsOptions o;
+  if (vm.count("exclude-layer")) o.exclude_layers = vm["exclude-layer"].as<std::vector<int>>();
+  const std::string b = vm["batches"].as<std::string>();
+  if (b == "all") {
+    o.batches = BatchFilter::kAll;
+  } else if (b == "prefill") {
+    o.batches = BatchFilter::kPrefill;
+  } else if (b == "decode") {
+    o.batches = BatchFilter::kDecode;
+  } else {
+    throw InputError(fmt::format("--batches: expected all, prefill or decode, got '{}'", b));
+  }
+  return o;
+}
+
 int trace_stats(const std::vector<std::string>& args) {
   po::options_description opts("options");
   opts.add_options()("file", po::value<std::string>()->required(), "trace file")("json", "print JSON")(
@@ -102,18 +119,7 @@ int trace_stats(const std::vector<std::string>& args) {
   pos.add("file", 1);
   auto p = parse(args, opts, pos, "usage: lina trace stats FILE [--json] [--exclude-layer L]...");
   if (p.help) return 0;
-  StatsOptions o;
-  if (p.vm.count("exclude-layer")) o.exclude_layers = p.vm["exclude-layer"].as<std::vector<int>>();
-  const std::string b = p.vm["batches"].as<std::string>();
-  if (b == "all") {
-    o.batches = BatchFilter::kAll;
-  } else if (b == "prefill") {
-    o.batches = BatchFilter::kPrefill;
-  } else if (b == "decode") {
-    o.batches = BatchFilter::kDecode;
-  } else {
-    throw InputError(fmt::format("--batches: expected all, prefill or decode, got '{}'", b));
-  }
+  StatsOptions o = stats_selection(p.vm);
   o.min_group = p.vm["min-group"].as<int>();
   o.seed = p.vm["seed"].as<uint64_t>();
   const TraceStats s = compute_stats(p.vm["file"].as<std::string>(), o);
@@ -221,13 +227,7 @@ int trace_fit(const std::vector<std::string>& args) {
   pos.add("file", 1);
   auto p = parse(args, opts, pos, "usage: lina trace fit FILE [--json] [--exclude-layer L]...");
   if (p.help) return 0;
-  StatsOptions o;
-  if (p.vm.count("exclude-layer")) o.exclude_layers = p.vm["exclude-layer"].as<std::vector<int>>();
-  const std::string b = p.vm["batches"].as<std::string>();
-  o.batches = b == "prefill" ? BatchFilter::kPrefill : b == "decode" ? BatchFilter::kDecode : BatchFilter::kAll;
-  if (b != "all" && b != "prefill" && b != "decode") {
-    throw InputError(fmt::format("--batches: expected all, prefill or decode, got '{}'", b));
-  }
+  StatsOptions o = stats_selection(p.vm);
   const TraceStats s = compute_stats(p.vm["file"].as<std::string>(), o);
   const FitResult f = fit_synth(s);
   if (p.vm.count("json")) {
