@@ -117,15 +117,15 @@ OpCost gate_cost(const ModelSpec& m, double tokens) {
   return c;
 }
 
-OpCost dense_dispatch_masks_cost(const ModelSpec& m, double tokens, double capacity) {
+OpCost dense_dispatch_masks_cost(const ModelSpec& m, double tokens, double capacity, int slots) {
   // Per top-k choice: the [S, E] x [S, C] outer product written in fp32, then added into the combine weights (read
   // both, write one); finally the boolean dispatch mask (read fp32, write 1 byte). About one FLOP per element.
-  const double sec = tokens * m.experts * capacity, k = m.top_k;
+  const double sec = tokens * (slots < 0 ? m.experts : slots) * capacity, k = m.top_k;
   return {OpKind::kElementwise, (2 * k + 1) * sec, k * sec * 4 + (k - 1) * 3 * sec * 4 + sec * (4 + 1)};
 }
 
-OpCost dense_dispatch_einsum_cost(const ModelSpec& m, double tokens, double capacity) {
-  const double d = m.hidden, e = m.experts, b = m.dtype_bytes();
+OpCost dense_dispatch_einsum_cost(const ModelSpec& m, double tokens, double capacity, int slots) {
+  const double d = m.hidden, e = slots < 0 ? m.experts : slots, b = m.dtype_bytes();
   const double sec = tokens * e * capacity;
   return {OpKind::kGemm, 2 * sec * d, sec * b + tokens * d * b + e * capacity * d * b};
 }

@@ -71,8 +71,9 @@ OpCost gate_cost(const ModelSpec& m, double tokens);
 // "sec,ecm->sm" after the combine, each 2*S*E*C*d FLOPs (S = tokens, C = expert capacity). With C = k*S/E that is
 // 2*k*S^2*d: quadratic in the tokens, as large as the expert FFN itself once S ~ 2f/k. Sparse dispatch (Tutel's
 // fast encode/decode, Megatron, vLLM) is a gather whose cost is in the all-to-all's buffers.
-OpCost dense_dispatch_masks_cost(const ModelSpec& m, double tokens, double capacity);
-OpCost dense_dispatch_einsum_cost(const ModelSpec& m, double tokens, double capacity);  // either einsum
+// `slots`: the buffers per rank, the experts (DeepSpeed's [E, C, d] layout; default) or the destination devices.
+OpCost dense_dispatch_masks_cost(const ModelSpec& m, double tokens, double capacity, int slots = -1);
+OpCost dense_dispatch_einsum_cost(const ModelSpec& m, double tokens, double capacity, int slots = -1);  // either
 // Expert capacity C of one MoE layer over `tokens` tokens: capacity_factor * k * S / E, rounded up; dropless
 // (capacity_factor 0) sizes it to the most loaded expert, `max_expert_tokens` (k * S / E when balanced).
 double expert_capacity(const ModelSpec& m, double tokens, double max_expert_tokens);

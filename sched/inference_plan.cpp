@@ -1,6 +1,7 @@
 #include "sched/inference_plan.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace lina {
@@ -33,6 +34,51 @@ std::vector<double> device_expert_tokens(const std::vector<double>& counts, cons
     }
   }
   return x;
+}
+
+LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecision& d, int N, int E, bool dense) {
+  LayerTraffic t;
+  t.tokens.assign(static_cast<size_t>(N) * N, 0.0);
+  t.work = device_expert_tokens(counts, d, N, E);
+  for (int i = 0; i < N; ++i) {
+    for (int e = 0; e < E; ++e) {
+      const double c = counts[static_cast<size_t>(i) * E + e];
+      if (c == 0) continue;
+      if (d.even_split) {
+        for (int j = 0; j < N; ++j) t.tokens[static_cast<size_t>(i) * N + j] += c / N;
+        continue;
+      }
+      const auto& reps = d.placement.replicas[static_cast<size_t>(e)];
+      for (int j : reps) t.tokens[static_cast<size_t>(i) * N + j] += c / static_cast<double>(reps.size());
+    }
+  }
+  if (!dense) return t;
+  // Devices with buffers: every device under the even split, else those holding an expert.
+  std::vector<char> holds(static_cast<size_t>(N), d.even_split ? 1 : 0);
+  if (!d.even_split) {
+    for (const auto& reps : d.placement.replicas) {
+      for (int j : reps) holds[static_cast<size_t>(j)] = 1;
+    }
+  }
+  double most = 0;
+  for (double x : t.tokens) most = std::max(most, x);
+  t.capacity = std::ceil(most);
+  for (int j = 0; j < N; ++j) {
+    if (!holds[static_cast<size_t>(j)]) continue;
+    ++t.slots;
+    for (int i = 0; i < N; ++i) t.tokens[static_cast<size_t>(i) * N + j] = t.capacity;
+    // The device computes N * C rows, shared among its experts as their routed tokens are (padding included).
+    const auto row = t.work.begin() + static_cast<std::ptrdiff_t>(j) * E;
+    double sum = 0;
+    for (int e = 0; e < E; ++e) sum += row[e];
+    if (sum > 0) {
+      for (int e = 0; e < E; ++e) row[e] *= N * t.capacity / sum;
+    } else {
+      const int e = d.even_split ? j % E : d.placement.hosted()[static_cast<size_t>(j)].front();
+      row[e] = N * t.capacity;
+    }
+  }
+  return t;
 }
 
 Plan build_inference_plan(const InferenceBatchInput& in) {
@@ -103,9 +149,10 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     }
     const LayerDecision& dec = in.decisions[static_cast<size_t>(mi)];
     const std::vector<double>& counts = in.counts[static_cast<size_t>(mi)];
-    const std::vector<double> work = device_expert_tokens(counts, dec, N, E);
+    const LayerTraffic traffic = layer_traffic(counts, dec, N, E, m.dense_dispatch);
+    const std::vector<double>& work = traffic.work;
 
-    // Dispatch matrix: rank i sends its tokens for expert e to e's replicas (or to every device, ideal).
+    // Dispatch: rank i sends its tokens for expert e to e's replicas (or to every device, ideal); combine: back.
     Collective disp;
     disp.kind = CommKind::kAllToAll;
     disp.hierarchical = in.hierarchical_a2a;
@@ -114,20 +161,11 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     disp.bytes.assign(static_cast<size_t>(N) * N, 0.0);
     for (int i = 0; i < N; ++i) {
       disp.ranks.push_back(i);
-      for (int e = 0; e < E; ++e) {
-        const double c = counts[static_cast<size_t>(i) * E + e];
-        if (c == 0) continue;
-        if (dec.even_split) {
-          for (int j = 0; j < N; ++j) disp.bytes[static_cast<size_t>(i) * N + j] += c / N * token_bytes;
-          continue;
-        }
-        const auto& reps = dec.placement.replicas[static_cast<size_t>(e)];
-        for (int j : reps) {
-          disp.bytes[static_cast<size_t>(i) * N + j] += c / static_cast<double>(reps.size()) * token_bytes;
-        }
+      for (int j = 0; j < N; ++j) {
+        if (i != j)
+          disp.bytes[static_cast<size_t>(i) * N + j] = traffic.tokens[static_cast<size_t>(i) * N + j] * token_bytes;
       }
     }
-    for (int i = 0; i < N; ++i) disp.bytes[static_cast<size_t>(i) * N + i] = 0;  // stays local
     Collective comb = disp;
     comb.role = Role::kCombine;
     for (int i = 0; i < N; ++i) {
@@ -137,22 +175,18 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     const int disp_id = plan.add_collective(std::move(disp));
     const int comb_id = plan.add_collective(std::move(comb));
 
-    // Dense dispatch (DeepSpeed-MoE, sched/flops.hpp): dropless, it pads every expert to the most loaded one over
-    // the whole group (DeepSpeed all-reduces the max of the expert counts when it does not drop tokens).
+    // Dense dispatch (DeepSpeed-MoE, sched/flops.hpp): the masks and the "sec,sm->ecm" einsum over the padded
+    // buffers (inference is dropless, so the capacity is the padded one of layer_traffic).
     OpCost dispatch_masks, dispatch_einsum;
     if (m.dense_dispatch) {
-      double most = 0, tokens = 0;
+      double tokens = 0;
       for (int i = 0; i < N; ++i) {
         double t = 0;
-        for (int e = 0; e < E; ++e) {
-          most = std::max(most, counts[static_cast<size_t>(i) * E + e]);
-          t += counts[static_cast<size_t>(i) * E + e];
-        }
+        for (int e = 0; e < E; ++e) t += counts[static_cast<size_t>(i) * E + e];
         tokens = std::max(tokens, t / m.top_k);
       }
-      const double capacity = expert_capacity(m, tokens, most);
-      dispatch_masks = dense_dispatch_masks_cost(m, tokens, capacity);
-      dispatch_einsum = dense_dispatch_einsum_cost(m, tokens, capacity);
+      dispatch_masks = dense_dispatch_masks_cost(m, tokens, traffic.capacity, traffic.slots);
+      dispatch_einsum = dense_dispatch_einsum_cost(m, tokens, traffic.capacity, traffic.slots);
     }
     for (int r = 0; r < N; ++r) {
       const auto rs = static_cast<size_t>(r);

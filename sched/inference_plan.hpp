@@ -38,4 +38,22 @@ Plan build_inference_plan(const InferenceBatchInput& in);
 std::vector<double> device_expert_tokens(const std::vector<double>& counts, const LayerDecision& d, int ranks,
                                          int experts);
 
+// What one MoE layer moves and computes under a decision.
+struct LayerTraffic {
+  std::vector<double> tokens;  // [src * N + dst]: tokens rank src sends to device dst (src == dst stays local)
+  std::vector<double> work;    // [device * E + expert]: tokens each device computes per expert
+  // Dense dispatch only: the capacity C every (source, device) buffer is padded to and the number of devices that
+  // hold experts (the buffers per source), for the einsum costs. 0 with sparse dispatch.
+  double capacity = 0;
+  int slots = 0;
+};
+// Sparse dispatch moves and computes the routed tokens (all-to-all-v). Dense dispatch (DeepSpeed-MoE's einsums over
+// [tokens, experts, capacity]) pads every buffer to the capacity: dropless, DeepSpeed sets C to the most tokens any
+// rank sends one expert (max of the expert counts all-reduced over the group), every rank sends C tokens' worth to
+// every expert, and each expert computes all N * C rows, padding included. Under skew the whole layer grows with
+// the hottest expert, not only its device. Buffers are per destination device here (per expert in DeepSpeed; the
+// same when a device holds at most one expert): Lina's replicas and packed experts are addressed by device.
+LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecision& d, int ranks, int experts,
+                           bool dense);
+
 }  // namespace lina

@@ -136,13 +136,30 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   Plan plan;
   plan.ranks = N;
 
-  // Tokens from rank r to expert e of MoE layer `mi` (balanced: T * top_k / E each), capped at the expert's
+  // Tokens rank r routes to expert e of MoE layer `mi` (balanced: T * top_k / E each), capped at the expert's
   // capacity per source rank when a capacity factor is set (tokens above it are dropped, as in GShard/DeepSpeed).
-  auto tokens_to = [&](int mi, int r, int e) {
+  auto routed_to = [&](int mi, int r, int e) {
     double t =
         in.routing.empty() ? T * m.top_k / E : in.routing[static_cast<size_t>(mi)][static_cast<size_t>(r) * E + e];
     if (m.capacity_factor > 0) t = std::min(t, std::ceil(m.capacity_factor * T * m.top_k / E));
     return t;
+  };
+  // DeepSpeed-MoE's dense dispatch (sched/flops.hpp) pads every [expert, capacity] buffer: capacity_factor * k * T /
+  // E; dropless, the most tokens any rank sends to one expert (DeepSpeed all-reduces the max of the expert counts
+  // over the group), k * T / E with balanced routing. Every rank then sends C tokens' worth to every expert and each
+  // expert computes all of them, padding included (sched/inference_plan.hpp, layer_traffic).
+  const bool dense = m.dense_dispatch;
+  std::vector<double> dense_capacity;  // [MoE layer]
+  for (int mi = 0; dense && mi < m.moe_layer_count(); ++mi) {
+    double most = 0;
+    for (int r = 0; r < N; ++r) {
+      for (int e = 0; e < E; ++e) most = std::max(most, routed_to(mi, r, e));
+    }
+    dense_capacity.push_back(expert_capacity(m, T, most));
+  }
+  // Tokens from rank r to expert e of MoE layer `mi` as the all-to-all moves them.
+  auto tokens_to = [&](int mi, int r, int e) {
+    return dense ? dense_capacity[static_cast<size_t>(mi)] : routed_to(mi, r, e);
   };
   // Received tokens of each rank in a MoE layer (its experts' tokens from its group).
   auto received_tokens = [&](int mi, int r) {
@@ -223,18 +240,10 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   auto add_host_load = [&](int r, int layer, Phase ph, int after, int step) {
     return offload_bytes > 0 ? plan.add_host_load(r, offload_bytes, Stream::kHost, ph, layer, {after}, step) : -1;
   };
-  // DeepSpeed-MoE's dense dispatch (sched/flops.hpp) over this rank's T tokens, per MoE layer. Capacity:
-  // capacity_factor * k * T / E; dropless, the most tokens any rank sends to one expert (DeepSpeed takes the max of
-  // the expert counts over the group), k * T / E with balanced routing.
-  const bool dense = m.dense_dispatch;
-  // [MoE layer] -> (masks, einsum), computed once for every step and both passes.
+  // Dense dispatch over this rank's T tokens, per MoE layer: [MoE layer] -> (masks, einsum), computed once for
+  // every step and both passes.
   std::vector<std::pair<OpCost, OpCost>> dispatch_costs;
-  for (int mi = 0; dense && mi < m.moe_layer_count(); ++mi) {
-    double most = 0;
-    for (int r = 0; r < N; ++r) {
-      for (int e = 0; e < E; ++e) most = std::max(most, tokens_to(mi, r, e));
-    }
-    const double capacity = expert_capacity(m, T, most);
+  for (double capacity : dense_capacity) {
     dispatch_costs.emplace_back(dense_dispatch_masks_cost(m, T, capacity), dense_dispatch_einsum_cost(m, T, capacity));
   }
   auto dispatch_cost = [&](int mi) {

@@ -218,9 +218,11 @@ TEST(TrainingSim, SkewedRoutingSlowsADroplessStepAndIsDeterministic) {
   // the hottest expert's 62% of the inter-node traffic instead of a node's 25%, so that node's 4 ranks (a quarter)
   // spend about 2.5x as long in the all-to-all and the others about as long as before: the rank average
   // (a2a_time_s) grows by about 0.25 * 2.5 + 0.75 = 1.4x; asserted above 1.3x.
+  // Sparse dispatch (all-to-all-v): the routed tokens move, no padding.
   TrainingInput balanced = input("deepspeed", 2), skewed = input("deepspeed", 2);
   for (TrainingInput* in : {&balanced, &skewed}) {
     in->model.capacity_factor = 0;
+    in->model.dense_dispatch = false;
     in->workload.batch_size = 16;  // 8k tokens per GPU: the all-to-all is bandwidth-bound, not latency-bound
     in->workload.seq_len = 512;
   }
@@ -241,6 +243,51 @@ TEST(TrainingSim, SkewedRoutingSlowsADroplessStepAndIsDeterministic) {
   EXPECT_GT(sent_s, 0);
   // The local share (a rank's tokens for its own expert) is not sent, so totals differ by what stays local.
   EXPECT_NEAR(sent_s, sent_b, 0.2 * sent_b);
+}
+
+TEST(TrainingSim, DenseDispatchPadsEveryBufferToTheHottestExpert) {
+  // DeepSpeed-MoE's dense dispatch, dropless: C = the most tokens any rank routes to one expert, and every rank
+  // sends C tokens to every expert (one expert per GPU here). Each all-to-all then moves N * (N - 1) * C tokens,
+  // where the sparse dispatch moves the routed ones, and the padding rows are computed as well.
+  TrainingInput sparse = input("deepspeed", 2), dense = input("deepspeed", 2);
+  for (TrainingInput* in : {&sparse, &dense}) {
+    in->model.capacity_factor = 0;
+    in->workload.batch_size = 16;
+    in->workload.seq_len = 512;
+    in->workload.routing.kind = "zipf";
+    in->workload.routing.zipf_s = 1.0;
+  }
+  sparse.model.dense_dispatch = false;
+  dense.model.dense_dispatch = true;
+  RunResult s = run_training(sparse), d = run_training(dense);
+  const int N = 16;
+  const double token_bytes = 512 * 4;
+  auto a2a_of_layer = [](const RunResult& r, int layer) {
+    std::vector<const Collective*> v;
+    for (const auto& c : r.plan.collectives)
+      if (c.kind == CommKind::kAllToAll && c.layer == layer) v.push_back(&c);
+    return v;
+  };
+  for (int layer = 0; layer < 2; ++layer) {
+    SCOPED_TRACE(layer);
+    const auto sv = a2a_of_layer(s, layer), dv = a2a_of_layer(d, layer);
+    ASSERT_EQ(sv.size(), 4u);  // two forward, two backward
+    ASSERT_EQ(dv.size(), 4u);
+    double routed_max = 0;  // the most tokens one rank sends one (other) expert
+    for (double x : sv[0]->bytes) routed_max = std::max(routed_max, x / token_bytes);
+    const double C = dv[0]->bytes[1] / token_bytes;  // rank 0 -> expert 1
+    EXPECT_EQ(C, std::ceil(C));                      // whole tokens
+    EXPECT_GE(C, routed_max);
+    EXPECT_GT(C, 3.0 * 8192 / N);  // Zipf(1) over 16 experts: the hottest draws 30% of the tokens, 5x its share
+    for (const Collective* c : dv) {
+      for (int a = 0; a < N; ++a) {
+        for (int b = 0; b < N; ++b) {
+          EXPECT_DOUBLE_EQ(c->bytes[static_cast<size_t>(a) * N + b], a == b ? 0 : C * token_bytes) << a << "->" << b;
+        }
+      }
+    }
+  }
+  EXPECT_GT(d.metrics.at("a2a_time_s"), 1.5 * s.metrics.at("a2a_time_s"));
 }
 
 TEST(TrainingSim, MoreNicBandwidthNeverSlowsDeepspeed) {

@@ -1,0 +1,99 @@
+// What one inference MoE layer moves and computes (sched/inference_plan.hpp, layer_traffic): sparse all-to-all-v
+// against DeepSpeed-MoE's padded dense dispatch, closed forms on a 4-device, 4-expert layer.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "sched/inference_placement.hpp"
+#include "sched/inference_plan.hpp"
+#include "sched/inference_scheduler.hpp"
+
+namespace lina {
+namespace {
+
+constexpr int N = 4, E = 4;
+
+// counts[r * E + e]: every rank routes 10 tokens to expert 0 and 2 to each other expert, rank 3 sends 12 to expert 0.
+std::vector<double> skewed_counts() {
+  std::vector<double> c(static_cast<size_t>(N) * E, 2.0);
+  for (int r = 0; r < N; ++r) c[static_cast<size_t>(r) * E] = 10;
+  c[3 * E] = 12;
+  return c;
+}
+
+double at(const std::vector<double>& m, int i, int j, int cols) { return m[static_cast<size_t>(i) * cols + j]; }
+
+TEST(InferencePlan, SparseDispatchMovesTheRoutedTokens) {
+  LayerDecision d;
+  d.placement = static_placement(E, N);
+  const LayerTraffic t = layer_traffic(skewed_counts(), d, N, E, false);
+  EXPECT_EQ(t.capacity, 0);
+  EXPECT_DOUBLE_EQ(at(t.tokens, 1, 0, N), 10);
+  EXPECT_DOUBLE_EQ(at(t.tokens, 3, 0, N), 12);
+  EXPECT_DOUBLE_EQ(at(t.tokens, 0, 2, N), 2);
+  EXPECT_DOUBLE_EQ(at(t.work, 0, 0, E), 42);  // 10 + 10 + 10 + 12
+  EXPECT_DOUBLE_EQ(at(t.work, 1, 1, E), 8);
+}
+
+TEST(InferencePlan, DenseDispatchPadsEveryBufferToTheHottest) {
+  // DeepSpeed, dropless: C = 12 (rank 3 -> expert 0); every rank sends 12 tokens to every device, and every device
+  // computes 4 * 12 = 48 rows, expert 1's device as well as the hot expert's.
+  LayerDecision d;
+  d.placement = static_placement(E, N);
+  const LayerTraffic t = layer_traffic(skewed_counts(), d, N, E, true);
+  EXPECT_EQ(t.capacity, 12);
+  EXPECT_EQ(t.slots, 4);
+  for (double x : t.tokens) EXPECT_DOUBLE_EQ(x, 12);
+  for (int j = 0; j < N; ++j) EXPECT_DOUBLE_EQ(at(t.work, j, j, E), 48) << j;
+}
+
+TEST(InferencePlan, DenseDispatchPadsPerDeviceUnderAReplicatedPlacement) {
+  // Expert 0 on devices 0 and 1 (each gets half: 5 or 6 tokens per source), experts 1-3 packed on devices 2 and 3:
+  // device 2 holds experts 1 and 2 (2 + 2 tokens per source), device 3 expert 3 (2). The largest buffer is rank 3's
+  // 6 tokens to each copy of expert 0, so C = 6 and each device computes 24 rows, split as its experts' tokens are.
+  LayerDecision d;
+  d.placement.experts = E;
+  d.placement.devices = N;
+  d.placement.replicas = {{0, 1}, {2}, {2}, {3}};
+  const LayerTraffic t = layer_traffic(skewed_counts(), d, N, E, true);
+  EXPECT_EQ(t.capacity, 6);
+  EXPECT_EQ(t.slots, 4);
+  for (double x : t.tokens) EXPECT_DOUBLE_EQ(x, 6);
+  EXPECT_DOUBLE_EQ(at(t.work, 0, 0, E), 24);
+  EXPECT_DOUBLE_EQ(at(t.work, 2, 1, E), 12);
+  EXPECT_DOUBLE_EQ(at(t.work, 2, 2, E), 12);
+  EXPECT_DOUBLE_EQ(at(t.work, 3, 3, E), 24);
+}
+
+TEST(InferencePlan, DenseDispatchSkipsDevicesWithoutExperts) {
+  // Two experts on four devices (expert e on device e): devices 2 and 3 get no buffer and compute nothing.
+  std::vector<double> c = {3, 1, 1, 1, 1, 1, 1, 1};  // [rank * 2 + expert]
+  LayerDecision d;
+  d.placement = static_placement(2, N);
+  const LayerTraffic t = layer_traffic(c, d, N, 2, true);
+  EXPECT_EQ(t.capacity, 3);
+  EXPECT_EQ(t.slots, 2);
+  for (int i = 0; i < N; ++i) {
+    EXPECT_DOUBLE_EQ(at(t.tokens, i, 0, N), 3);
+    EXPECT_DOUBLE_EQ(at(t.tokens, i, 1, N), 3);
+    EXPECT_DOUBLE_EQ(at(t.tokens, i, 2, N), 0);
+    EXPECT_DOUBLE_EQ(at(t.tokens, i, 3, N), 0);
+  }
+  EXPECT_DOUBLE_EQ(at(t.work, 1, 1, 2), 12);
+  EXPECT_DOUBLE_EQ(at(t.work, 2, 0, 2) + at(t.work, 2, 1, 2), 0);
+}
+
+TEST(InferencePlan, EvenSplitNeedsNoPadding) {
+  // The ideal gate: every rank's 16 tokens go 4 to each device; padding adds nothing.
+  LayerDecision d;
+  d.placement = static_placement(E, N);
+  d.even_split = true;
+  const LayerTraffic t = layer_traffic(skewed_counts(), d, N, E, true);
+  // Rank 3 routes 18 tokens, the others 16: the largest buffer is 18 / 4 = 4.5, rounded up to 5.
+  EXPECT_EQ(t.capacity, 5);
+  for (double x : t.tokens) EXPECT_DOUBLE_EQ(x, 5);
+  for (int j = 0; j < N; ++j) EXPECT_DOUBLE_EQ(at(t.work, j, j, E), 20);
+}
+
+}  // namespace
+}  // namespace lina
