@@ -99,7 +99,17 @@ LayerDecision InferenceScheduler::on_gate(int j, std::span<const double> actual)
     case InferencePolicyKind::kLina:
     case InferencePolicyKind::kLinaNoFinetune: {
       if (!have_pending_) {
-        d.placement = static_placement(experts_, devices_);
+        // No Phase 1 for this layer (no path of l choices yet, DESIGN.md 3.2: two-phase scheduling from layer l+1
+        // on). Lina's Phase 2 is there after the gate, and with no estimate to confirm it reschedules on the actual
+        // counts, blocking; Phase 1 alone (no-finetune) has nothing and keeps the static placement.
+        if (kind_ == InferencePolicyKind::kLinaNoFinetune || policy_.before_path_static) {
+          d.placement = static_placement(experts_, devices_);
+          break;
+        }
+        d.placement = place(actual, j, &res);
+        d.blocking_seconds = schedule_s;
+        d.blocking_loads = missing_weights(d.placement, res);
+        settle(d.placement);
         break;
       }
       d.scheduled = true;

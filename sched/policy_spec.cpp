@@ -27,7 +27,8 @@ std::vector<std::string> options_of(const std::string& name) {
 }
 std::vector<std::string> inference_options_of(const std::string& name) {
   if (name.starts_with("lina")) {
-    return {"path_length", "schedule_cost", "finetune_cost", "max_experts_per_device", "hierarchical_a2a"};
+    return {"path_length",     "before_path", "schedule_cost", "finetune_cost", "max_experts_per_device",
+            "hierarchical_a2a"};
   }
   if (name == "oracle-placement" || name == "replicate-history") return {"max_experts_per_device", "hierarchical_a2a"};
   return {"hierarchical_a2a"};
@@ -123,6 +124,16 @@ const std::vector<ParamDef>& policy_params() {
          1,
          16,
          {}},
+        {"policy.before_path",
+         T::kChoice,
+         D::kNumber,
+         "after-gate",
+         "lina inference: the first l MoE layers, which have no path of l choices to estimate from: placed on the "
+         "gate's actual counts (Phase 2 alone, blocking for schedule_cost and the weight loads) or left static. "
+         "lina-no-finetune has no Phase 2 and leaves them static either way",
+         -1e308,
+         kNoMax,
+         {"after-gate", "static"}},
         {"policy.schedule_cost",
          T::kQuantity,
          D::kSeconds,
@@ -185,6 +196,7 @@ PolicySpec policy_from_json(const json& j, const std::string& mode, const std::s
   }
   if (r.has("hierarchical_a2a")) p.hierarchical_a2a = r.boolean("hierarchical_a2a");
   if (r.has("path_length")) p.path_length = static_cast<int>(r.integer("path_length"));
+  if (r.has("before_path")) p.before_path_static = r.choice("before_path") == "static";
   if (r.has("schedule_cost")) p.schedule_cost = r.time("schedule_cost");
   if (r.has("finetune_cost")) p.finetune_cost = r.time("finetune_cost");
   if (r.has("max_experts_per_device")) p.max_experts_per_device = static_cast<int>(r.integer("max_experts_per_device"));

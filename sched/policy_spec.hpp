@@ -25,6 +25,7 @@ struct PolicySpec {
 
   // Inference.
   int path_length = 3;                  // Lina's estimation path length l (paper Table 5)
+  bool before_path_static = false;      // the first l MoE layers: static placement, not Phase 2 alone
   Time schedule_cost = Time::us(6200);  // one full scheduling run (paper section 6.3: 6.2 ms)
   Time finetune_cost = Time::us(1450);  // Phase 2 finding no change (paper: 1.45 ms)
   int max_experts_per_device = 4;       // first-fit-decreasing packing bound (paper section 5.2)

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "sched/error.hpp"
@@ -133,13 +134,17 @@ TEST(InferenceScheduler, LinaTwoPhaseDecisions) {
   pol.path_length = 1;
   InferenceScheduler s(pol, 4, 4, 2, est, 1);
 
-  // Estimate right: layer 0 static, Phase 1 for layer 1 at layer 0's gate (schedule_cost, overlapped); Phase 2
-  // finds the same top-2 and costs finetune_cost.
+  // Estimate right. Layer 0 has no path: Phase 2 alone places it on the gate's counts (s = {3, .5, .5, 0}: expert
+  // 0 on three devices, experts 1 and 2 packed on one) and blocks for schedule_cost and three loads: expert 0's two
+  // new copies and whichever of experts 1, 2 left its home device. Phase 1 for layer 1
+  // at layer 0's gate (schedule_cost, overlapped); Phase 2 finds the same top-2 and costs finetune_cost.
   BatchRouting b = chain_batch({0, 0, 0, 0, 0, 0, 1, 2});
   s.begin_batch(b);
   LayerDecision d0 = s.on_gate(0, std::vector<double>{6, 1, 1, 0});
   EXPECT_FALSE(d0.scheduled);
-  EXPECT_EQ(d0.placement, static_placement(4, 4));
+  EXPECT_EQ(d0.placement.replicas[0].size(), 3u);
+  EXPECT_DOUBLE_EQ(d0.blocking_seconds, pol.schedule_cost.seconds());
+  EXPECT_EQ(d0.blocking_loads.size(), 3u);
   EXPECT_DOUBLE_EQ(d0.next_phase1_seconds, pol.schedule_cost.seconds());
   EXPECT_FALSE(d0.next_phase1_loads.empty());  // expert 1 (6 of 8 tokens expected) is replicated beyond home
   LayerDecision d1 = s.on_gate(1, std::vector<double>{0, 6, 1, 1});
@@ -156,6 +161,27 @@ TEST(InferenceScheduler, LinaTwoPhaseDecisions) {
   EXPECT_TRUE(e1.scheduled && !e1.estimate_hit && e1.rescheduled);
   EXPECT_DOUBLE_EQ(e1.blocking_seconds, pol.schedule_cost.seconds());
   EXPECT_GE(e1.placement.replicas[3].size(), 2u);
+}
+
+TEST(InferenceScheduler, LayersBeforeThePathAreStaticWithoutPhase2) {
+  // `before_path: static`, and lina-no-finetune (Phase 1 only) always: layer 0 keeps the static placement, free.
+  auto est = std::make_shared<PathEstimator>(2, 4, 1, 1);
+  est->add(chain_batch({0, 0, 0, 0, 0, 0, 1, 2}));
+  for (const char* variant : {"lina/static", "lina-no-finetune"}) {
+    SCOPED_TRACE(variant);
+    PolicySpec pol;
+    pol.name = std::string(variant) == "lina/static" ? "lina" : "lina-no-finetune";
+    pol.before_path_static = std::string(variant) == "lina/static";
+    pol.path_length = 1;
+    InferenceScheduler s(pol, 4, 4, 2, est, 1);
+    BatchRouting b = chain_batch({0, 0, 0, 0, 0, 0, 1, 2});
+    s.begin_batch(b);
+    LayerDecision d0 = s.on_gate(0, std::vector<double>{6, 1, 1, 0});
+    EXPECT_EQ(d0.placement, static_placement(4, 4));
+    EXPECT_EQ(d0.blocking_seconds, 0);
+    EXPECT_TRUE(d0.blocking_loads.empty());
+    EXPECT_DOUBLE_EQ(d0.next_phase1_seconds, pol.schedule_cost.seconds());
+  }
 }
 
 TEST(InferenceScheduler, BaselinesAndBounds) {
