@@ -9,9 +9,34 @@ namespace lina {
 PathEstimator::PathEstimator(int layers, int experts, int top_k, int max_path)
     : layers_(layers), experts_(experts), top_k_(top_k), max_path_(std::max(0, max_path)) {
   if (layers < 1 || experts < 1 || top_k < 1) throw std::invalid_argument("PathEstimator: empty shape");
-  bits_ = std::max(1, static_cast<int>(std::bit_width(static_cast<unsigned>(experts))));
+  bits_ = std::max(1, static_cast<int>(std::bit_width(static_cast<unsigned>(experts - 1))));
   tables_.resize(static_cast<size_t>(layers_) * static_cast<size_t>(max_path_ + 1));
+  for (int j = 0; j < layers_; ++j) {
+    for (int m = 0; m <= max_path_; ++m) {
+      if (bits_ * m <= kDirectBits) table(j, m).direct.assign(size_t{1} << (bits_ * m), Table::kAbsent);
+    }
+  }
   layer_counts_.assign(static_cast<size_t>(layers_) * static_cast<size_t>(experts_), 0.0);
+}
+
+uint32_t PathEstimator::Table::find(uint64_t key) const {
+  if (!direct.empty()) return direct[key];
+  auto it = index.find(key);
+  return it == index.end() ? kAbsent : it->second;
+}
+
+uint32_t PathEstimator::Table::find_or_add(uint64_t key, int experts) {
+  uint32_t row = find(key);
+  if (row != kAbsent) return row;
+  row = static_cast<uint32_t>(totals.size());
+  if (direct.empty()) {
+    index.emplace(key, row);
+  } else {
+    direct[key] = row;
+  }
+  totals.push_back(0);
+  counts.resize(counts.size() + static_cast<size_t>(experts), 0);
+  return row;
 }
 
 uint16_t PathEstimator::top1(const BatchRouting& b, int l, int t) {
@@ -38,7 +63,7 @@ bool PathEstimator::key(const std::vector<uint16_t>& top1, int tokens, int t, in
   k = exact ? 0 : 0x9E3779B97F4A7C15ull;
   for (int i = 0; i < m; ++i) {
     const uint16_t e = top1[static_cast<size_t>(j - m + i) * static_cast<size_t>(tokens) + static_cast<size_t>(t)];
-    if (e == kNoExpert) return false;
+    if (e >= experts_) return false;  // unrecorded (kNoExpert), or outside the layer: the path is cut there
     if (exact) {
       k = (k << bits_) | e;
     } else {
@@ -63,17 +88,13 @@ void PathEstimator::add(const BatchRouting& b) {
         uint64_t k = 0;
         if (!key(top1_scratch_, b.tokens, t, j, m, k)) break;
         Table& tab = table(j, m);
-        auto [it, inserted] = tab.index.emplace(k, static_cast<uint32_t>(tab.totals.size()));
-        if (inserted) {
-          tab.totals.push_back(0);
-          tab.counts.resize(tab.counts.size() + static_cast<size_t>(experts_), 0);
-        }
-        uint32_t* row = tab.counts.data() + static_cast<size_t>(it->second) * static_cast<size_t>(experts_);
+        const uint32_t r = tab.find_or_add(k, experts_);
+        uint32_t* row = tab.counts.data() + static_cast<size_t>(r) * static_cast<size_t>(experts_);
         for (int s = 0; s < top_k_; ++s) {
           uint16_t e = b.expert(j, t, s);
           if (e < experts_) {
             row[e] += 1;
-            tab.totals[it->second] += 1;
+            tab.totals[r] += 1;
           }
         }
       }
@@ -92,11 +113,11 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
       uint64_t key_v = 0;
       if (!key(top1, b.tokens, t, j, m, key_v)) continue;
       const Table& tab = table(j, m);
-      auto it = tab.index.find(key_v);
-      if (it == tab.index.end() || tab.totals[it->second] == 0) continue;
-      const uint32_t* row = tab.counts.data() + static_cast<size_t>(it->second) * static_cast<size_t>(experts_);
+      const uint32_t r = tab.find(key_v);
+      if (r == Table::kAbsent || tab.totals[r] == 0) continue;
+      const uint32_t* row = tab.counts.data() + static_cast<size_t>(r) * static_cast<size_t>(experts_);
       // Each token contributes top_k choices in total.
-      const double scale = k / static_cast<double>(tab.totals[it->second]);
+      const double scale = k / static_cast<double>(tab.totals[r]);
       for (int e = 0; e < experts_; ++e) out[static_cast<size_t>(e)] += row[e] * scale;
       break;
     }

@@ -42,11 +42,19 @@ class PathEstimator {
 
  private:
   struct Table {
+    static constexpr uint32_t kAbsent = UINT32_MAX;
+    // Path key -> row of `counts`: a flat array when the keys fit in kDirectBits (short paths: 16 experts, l <= 4),
+    // the estimator's hot loop then does no hashing; a hash map beyond.
+    std::vector<uint32_t> direct;
+    std::unordered_map<uint64_t, uint32_t> index;
     // Counts are integers: 4 bytes each, not 8, halves the tables (l = 6 on 16 experts held 5.7 GB in doubles).
-    std::unordered_map<uint64_t, uint32_t> index;  // path key -> row of `counts`
-    std::vector<uint32_t> counts;                  // rows of `experts_` counts
-    std::vector<uint64_t> totals;                  // row sums
+    std::vector<uint32_t> counts;  // rows of `experts_` counts
+    std::vector<uint64_t> totals;  // row sums
+
+    uint32_t find(uint64_t key) const;
+    uint32_t find_or_add(uint64_t key, int experts);
   };
+  static constexpr int kDirectBits = 16;
   // Path key of the m choices before layer j of token t (false when one is unrecorded).
   bool key(const std::vector<uint16_t>& top1, int tokens, int t, int j, int m, uint64_t& k) const;
   Table& table(int j, int m) { return tables_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m]; }
