@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <boost/graph/adjacency_list.hpp>
-#include <boost/graph/topological_sort.hpp>
 #include <cmath>
 #include <iterator>
 #include <stdexcept>
@@ -141,17 +139,8 @@ void validate_plan(const Plan& plan) {
       if (!(std::isfinite(b) && b >= 0)) fail(fmt::format("collective {} has a negative size", c));
     }
   }
-  // The dependency graph must be acyclic (guaranteed above by construction; a sort keeps the check independent).
-  boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS> g(n);
-  for (size_t i = 0; i < n; ++i) {
-    for (int d : plan.tasks[i].deps) boost::add_edge(static_cast<size_t>(d), i, g);
-  }
-  std::vector<size_t> order;
-  try {
-    boost::topological_sort(g, std::back_inserter(order));
-  } catch (const boost::not_a_dag&) {
-    fail("dependency cycle");
-  }
+  // Acyclic: every dependency names an earlier task (checked above), so the task order is a topological order and no
+  // cycle can exist. (A Boost.Graph topological sort here used to re-prove it and took a tenth of an inference run.)
 }
 
 }  // namespace lina
