@@ -26,6 +26,13 @@ Placement static_placement(int experts, int devices) {
   p.experts = experts;
   p.devices = devices;
   p.replicas.resize(static_cast<size_t>(experts));
+  if (experts < devices && devices % experts == 0) {
+    p.group_size = experts;
+    for (int e = 0; e < experts; ++e) {
+      for (int d = e; d < devices; d += experts) p.replicas[static_cast<size_t>(e)].push_back(d);
+    }
+    return p;
+  }
   for (int e = 0; e < experts; ++e) p.replicas[static_cast<size_t>(e)] = {e % devices};
   return p;
 }
@@ -35,7 +42,10 @@ Residency home_residency(int experts, int devices) {
   r.experts = experts;
   r.devices = devices;
   r.resident.assign(static_cast<size_t>(experts) * static_cast<size_t>(devices), 0);
-  for (int e = 0; e < experts; ++e) r.set(e % devices, e);
+  const Placement home = static_placement(experts, devices);
+  for (int e = 0; e < experts; ++e) {
+    for (int d : home.replicas[static_cast<size_t>(e)]) r.set(d, e);
+  }
   return r;
 }
 

@@ -15,6 +15,21 @@ struct Placement {
   // Per expert: the devices that hold a replica (distinct, ascending, never empty). Replicas split their expert's
   // tokens evenly: a source sends 1/n of its tokens for the expert to each of the n replicas.
   std::vector<std::vector<int>> replicas;
+  // > 0: DeepSpeed's expert-parallel groups instead: devices form groups of `group_size` consecutive ones, each
+  // group holds every expert once, and a source sends its tokens to the copy inside its own group.
+  int group_size = 0;
+
+  // Calls f(device, share) for the copies that get a source's tokens for expert e (shares sum to 1).
+  template <class F>
+  void targets(int source, int e, F&& f) const {
+    const auto& reps = replicas[static_cast<size_t>(e)];
+    if (group_size > 0) {
+      for (int d : reps) {
+        if (d / group_size == source / group_size) return f(d, 1.0);
+      }
+    }
+    for (int d : reps) f(d, 1.0 / static_cast<double>(reps.size()));
+  }
 
   // Per device: the experts it holds (ascending).
   std::vector<std::vector<int>> hosted() const;
@@ -22,7 +37,10 @@ struct Placement {
   bool operator==(const Placement&) const = default;
 };
 
-// DeepSpeed: expert e on device e mod N, one replica.
+// DeepSpeed: expert e on device e mod N, one replica. With fewer experts than devices (N a multiple of E), DeepSpeed's
+// layout instead: expert-parallel groups of E consecutive devices, expert e on device e of every group, and tokens
+// stay inside their group (the training layout, sched/training_plan.hpp); DESIGN.md 3.2's e mod N would leave N - E
+// devices without an expert and send every token to the first E.
 Placement static_placement(int experts, int devices);
 
 // Which (device, expert) weights are in a device's memory: [device * experts + expert].
@@ -37,7 +55,7 @@ struct Residency {
     resident[static_cast<size_t>(device) * static_cast<size_t>(experts) + static_cast<size_t>(expert)] = 1;
   }
 };
-// What the static placement holds: every device keeps its home experts (e mod N) of every layer.
+// What the static placement holds: every device keeps its home experts (e mod N, or its group's copy) of every layer.
 Residency home_residency(int experts, int devices);
 
 // Lina's placement (paper section 5.2; DESIGN.md 3.2) from expected tokens per expert (`load`, any scale):

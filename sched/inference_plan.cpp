@@ -29,8 +29,7 @@ std::vector<double> device_expert_tokens(const std::vector<double>& counts, cons
         for (int j = 0; j < N; ++j) x[static_cast<size_t>(j) * E + j % E] += c / N;
         continue;
       }
-      const auto& reps = d.placement.replicas[static_cast<size_t>(e)];
-      for (int j : reps) x[static_cast<size_t>(j) * E + e] += c / static_cast<double>(reps.size());
+      d.placement.targets(r, e, [&](int j, double share) { x[static_cast<size_t>(j) * E + e] += c * share; });
     }
   }
   return x;
@@ -48,34 +47,46 @@ LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecisio
         for (int j = 0; j < N; ++j) t.tokens[static_cast<size_t>(i) * N + j] += c / N;
         continue;
       }
-      const auto& reps = d.placement.replicas[static_cast<size_t>(e)];
-      for (int j : reps) t.tokens[static_cast<size_t>(i) * N + j] += c / static_cast<double>(reps.size());
+      d.placement.targets(i, e, [&](int j, double share) { t.tokens[static_cast<size_t>(i) * N + j] += c * share; });
     }
   }
   if (!dense) return t;
-  // Devices with buffers: every device under the even split, else those holding an expert.
+  // Buffers: from every source to every device that holds an expert (every device under the even split), or, with
+  // DeepSpeed's expert-parallel groups, to those of the source's group.
   std::vector<char> holds(static_cast<size_t>(N), d.even_split ? 1 : 0);
   if (!d.even_split) {
     for (const auto& reps : d.placement.replicas) {
       for (int j : reps) holds[static_cast<size_t>(j)] = 1;
     }
   }
+  const int G = d.even_split ? 0 : d.placement.group_size;
+  auto addressed = [&](int i, int j) { return holds[static_cast<size_t>(j)] && (G == 0 || i / G == j / G); };
   double most = 0;
   for (double x : t.tokens) most = std::max(most, x);
   t.capacity = std::ceil(most);
+  for (int i = 0; i < N; ++i) {
+    int n = 0;
+    for (int j = 0; j < N; ++j) n += addressed(i, j);
+    t.slots = std::max(t.slots, n);
+  }
   for (int j = 0; j < N; ++j) {
     if (!holds[static_cast<size_t>(j)]) continue;
-    ++t.slots;
-    for (int i = 0; i < N; ++i) t.tokens[static_cast<size_t>(i) * N + j] = t.capacity;
-    // The device computes N * C rows, shared among its experts as their routed tokens are (padding included).
+    int senders = 0;
+    for (int i = 0; i < N; ++i) {
+      if (!addressed(i, j)) continue;
+      t.tokens[static_cast<size_t>(i) * N + j] = t.capacity;
+      ++senders;
+    }
+    // The device computes senders * C rows, shared among its experts as their routed tokens are (padding included).
+    const double rows = senders * t.capacity;
     const auto row = t.work.begin() + static_cast<std::ptrdiff_t>(j) * E;
     double sum = 0;
     for (int e = 0; e < E; ++e) sum += row[e];
     if (sum > 0) {
-      for (int e = 0; e < E; ++e) row[e] *= N * t.capacity / sum;
+      for (int e = 0; e < E; ++e) row[e] *= rows / sum;
     } else {
       const int e = d.even_split ? j % E : d.placement.hosted()[static_cast<size_t>(j)].front();
-      row[e] = N * t.capacity;
+      row[e] = rows;
     }
   }
   return t;

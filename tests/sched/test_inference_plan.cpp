@@ -66,10 +66,12 @@ TEST(InferencePlan, DenseDispatchPadsPerDeviceUnderAReplicatedPlacement) {
 }
 
 TEST(InferencePlan, DenseDispatchSkipsDevicesWithoutExperts) {
-  // Two experts on four devices (expert e on device e): devices 2 and 3 get no buffer and compute nothing.
+  // Two experts on four devices, expert e on device e only: devices 2 and 3 get no buffer and compute nothing.
   std::vector<double> c = {3, 1, 1, 1, 1, 1, 1, 1};  // [rank * 2 + expert]
   LayerDecision d;
-  d.placement = static_placement(2, N);
+  d.placement.experts = 2;
+  d.placement.devices = N;
+  d.placement.replicas = {{0}, {1}};
   const LayerTraffic t = layer_traffic(c, d, N, 2, true);
   EXPECT_EQ(t.capacity, 3);
   EXPECT_EQ(t.slots, 2);
@@ -81,6 +83,38 @@ TEST(InferencePlan, DenseDispatchSkipsDevicesWithoutExperts) {
   }
   EXPECT_DOUBLE_EQ(at(t.work, 1, 1, 2), 12);
   EXPECT_DOUBLE_EQ(at(t.work, 2, 0, 2) + at(t.work, 2, 1, 2), 0);
+}
+
+TEST(InferencePlan, FewerExpertsThanDevicesUseDeepSpeedGroups) {
+  // DeepSpeed with 2 experts on 4 devices: expert-parallel groups {0, 1} and {2, 3}, each holding both experts;
+  // a rank's tokens stay in its group: rank 3 sends expert 0's tokens to device 2, not to device 0.
+  const Placement p = static_placement(2, N);
+  EXPECT_EQ(p.group_size, 2);
+  EXPECT_EQ(p.replicas[0], (std::vector<int>{0, 2}));
+  EXPECT_EQ(p.replicas[1], (std::vector<int>{1, 3}));
+  std::vector<double> c = {3, 1, 1, 1, 1, 1, 4, 2};  // [rank * 2 + expert]
+  LayerDecision d;
+  d.placement = p;
+  const LayerTraffic t = layer_traffic(c, d, N, 2, false);
+  EXPECT_DOUBLE_EQ(at(t.tokens, 0, 0, N), 3);
+  EXPECT_DOUBLE_EQ(at(t.tokens, 0, 2, N), 0);
+  EXPECT_DOUBLE_EQ(at(t.tokens, 3, 2, N), 4);
+  EXPECT_DOUBLE_EQ(at(t.tokens, 3, 0, N), 0);
+  EXPECT_DOUBLE_EQ(at(t.tokens, 3, 3, N), 2);
+  EXPECT_DOUBLE_EQ(at(t.work, 0, 0, 2), 4);  // ranks 0 and 1: 3 + 1
+  EXPECT_DOUBLE_EQ(at(t.work, 2, 0, 2), 5);  // ranks 2 and 3: 1 + 4
+  EXPECT_DOUBLE_EQ(at(t.work, 3, 1, 2), 3);
+  // Every device holds its group's copy from the start: nothing to load.
+  EXPECT_TRUE(missing_weights(p, home_residency(2, N)).empty());
+  // Dense dispatch pads inside the groups only: C = 4 (rank 3 -> expert 0), each rank sends C to its group's 2
+  // devices and nothing to the other group, and each device computes 2 * C rows.
+  const LayerTraffic dt = layer_traffic(c, d, N, 2, true);
+  EXPECT_EQ(dt.capacity, 4);
+  EXPECT_EQ(dt.slots, 2);
+  for (int i = 0; i < N; ++i) {
+    for (int j = 0; j < N; ++j) EXPECT_DOUBLE_EQ(at(dt.tokens, i, j, N), i / 2 == j / 2 ? 4 : 0) << i << "->" << j;
+  }
+  for (int j = 0; j < N; ++j) EXPECT_DOUBLE_EQ(at(dt.work, j, j % 2, 2), 8) << j;
 }
 
 TEST(InferencePlan, EvenSplitNeedsNoPadding) {
