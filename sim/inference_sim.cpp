@@ -47,6 +47,28 @@ class BalancedSource : public RoutingSource {
 
 // Synthetic batches from traces/synth: with several topics, each sequence of a batch comes from one generator
 // (drawn uniformly), whose hot sets differ from the others'.
+// The synthetic stream's state after its profiling batches (SynthSource::follow), for the other policies of a point.
+struct StreamState {
+  std::vector<traces::SynthGenerator> gens;
+  std::mt19937_64 rng;
+};
+std::mutex g_stream_mutex;
+std::vector<std::pair<std::string, std::shared_ptr<const StreamState>>> g_streams;
+
+std::shared_ptr<const StreamState> cached_stream(const std::string& key) {
+  std::lock_guard<std::mutex> lock(g_stream_mutex);
+  for (const auto& [k, v] : g_streams) {
+    if (k == key) return v;
+  }
+  return nullptr;
+}
+
+void cache_stream(const std::string& key, std::shared_ptr<const StreamState> state) {
+  std::lock_guard<std::mutex> lock(g_stream_mutex);
+  g_streams.emplace_back(key, std::move(state));
+  if (g_streams.size() > 4) g_streams.erase(g_streams.begin());
+}
+
 class SynthSource : public RoutingSource {
  public:
   SynthSource(std::shared_ptr<std::vector<traces::SynthGenerator>> gens, std::shared_ptr<std::mt19937_64> rng,
@@ -60,11 +82,24 @@ class SynthSource : public RoutingSource {
   // The evaluated batches follow the profiling ones in one stream; `before` (the profiling source) is drained
   // first if nobody read it, so every policy of a point evaluates the same batches whether or not it profiled (or
   // found the lookup tables already built).
-  void follow(RoutingSource* before) { before_ = before; }
+  //
+  // Draining regenerates every profiling batch, which at the paper's sizes costs as much as the evaluation, so the
+  // state of the stream after the profiling batches is kept under `stream_key` (same key: same stream) and the
+  // next policy of the point starts from a copy of it: the same batches, generated once.
+  void follow(RoutingSource* before, std::string stream_key) {
+    before_ = before;
+    stream_key_ = std::move(stream_key);
+  }
   bool next(BatchRouting& out) override {
     if (before_) {
-      BatchRouting skipped;
-      while (before_->next(skipped)) {
+      if (auto snap = cached_stream(stream_key_)) {
+        gens_ = std::make_shared<std::vector<traces::SynthGenerator>>(snap->gens);
+        rng_ = std::make_shared<std::mt19937_64>(snap->rng);
+      } else {
+        BatchRouting skipped;
+        while (before_->next(skipped)) {
+        }
+        cache_stream(stream_key_, std::make_shared<const StreamState>(StreamState{*gens_, *rng_}));
       }
       before_ = nullptr;
     }
@@ -99,6 +134,7 @@ class SynthSource : public RoutingSource {
   bool per_batch_;
   BatchRouting part_;
   RoutingSource* before_ = nullptr;  // owned by the same RoutingSources, which outlives both
+  std::string stream_key_;
 };
 
 // Batches [first, last) of a trace file.
@@ -191,10 +227,11 @@ RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, u
                                               w.routing.profile_batches, per_batch);
     auto eval = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
                                               w.batches, per_batch);
-    eval->follow(s.profile.get());
-    s.eval = std::move(eval);
     s.description = fmt::format("{} (s = {}, rho = {}, topics = {} per {})", kind,
                                 kind == "uniform" ? 0.0 : w.routing.zipf_s, w.routing.rho, topics, w.routing.topic_per);
+    eval->follow(s.profile.get(), fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", s.description, E, layers, k, seed, tokens,
+                                              w.batch_size, w.seq_len, w.routing.profile_batches));
+    s.eval = std::move(eval);
     return s;
   }
   // trace
