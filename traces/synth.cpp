@@ -79,12 +79,22 @@ TraceHeader SynthGenerator::header() const {
   return h;
 }
 
+size_t SynthGenerator::rank_at(double u) const {
+  // The first rank whose cumulative weight exceeds u (std::upper_bound). With few experts, counting the weights at
+  // or below u gives the same index without the binary search's unpredictable branches, which dominated the
+  // generator's time.
+  if (cdf_.size() > 64) return size_t(std::upper_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
+  size_t r = 0;
+  for (double c : cdf_) r += c <= u;
+  return r;
+}
+
 uint16_t SynthGenerator::draw_rank_excluding(const uint16_t* chosen, int n) {
   const double total = cdf_.back();
   // Rejection is fast while the chosen ranks hold little of the mass; a deterministic fallback bounds the work.
   for (int attempt = 0; attempt < 64; ++attempt) {
     const double u = uniform01(rng_) * total;
-    size_t r = size_t(std::upper_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
+    size_t r = rank_at(u);
     if (r >= cdf_.size()) r = cdf_.size() - 1;
     if (std::find(chosen, chosen + n, uint16_t(r)) == chosen + n) return uint16_t(r);
   }
@@ -124,7 +134,7 @@ void SynthGenerator::next(BatchRouting& out) {
         std::sort(w.begin(), w.end(), std::greater<>());
         for (int j = 0; j < k; ++j) out.weights[out.index(l, t, j)] = float(w[size_t(j)] / sum);
       }
-      prev = cur;
+      std::swap(prev, cur);  // this layer's choices become the previous ones; cur is overwritten before it is read
     }
   }
 }

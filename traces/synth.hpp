@@ -57,6 +57,7 @@ class SynthGenerator {
   std::vector<std::vector<uint16_t>> expert_to_rank_;  // [layer][expert]
   std::vector<double> cdf_;                            // cumulative Zipf weights by rank
   uint16_t draw_rank_excluding(const uint16_t* chosen_ranks, int n_chosen);
+  size_t rank_at(double u) const;
 };
 
 // Writes a synthetic trace to `path` (binary, or JSON lines for *.jsonl). Returns the number of tokens.
