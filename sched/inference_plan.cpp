@@ -18,6 +18,20 @@ std::vector<double> rank_expert_counts(const BatchRouting& b, int layer, int E, 
   return c;
 }
 
+namespace {
+
+// The ideal gate's split of a source's tokens: evenly over every device, or over the source's expert-parallel group
+// when the placement has DeepSpeed's groups (the same even load per device, without leaving the group). Calls
+// f(device, ways): the device gets 1/ways of the tokens.
+template <class F>
+void even_targets(const Placement& p, int source, int N, F&& f) {
+  const int G = p.group_size > 0 ? p.group_size : N;
+  const int first = source / G * G;
+  for (int j = first; j < first + G; ++j) f(j, G);
+}
+
+}  // namespace
+
 std::vector<double> device_expert_tokens(const std::vector<double>& counts, const LayerDecision& d, int N, int E) {
   std::vector<double> x(static_cast<size_t>(N) * static_cast<size_t>(E), 0.0);
   for (int r = 0; r < N; ++r) {
@@ -25,8 +39,8 @@ std::vector<double> device_expert_tokens(const std::vector<double>& counts, cons
       const double c = counts[static_cast<size_t>(r) * E + e];
       if (c == 0) continue;
       if (d.even_split) {
-        // The ideal gate: every device computes 1/N of all tokens as one expert's batch (one GEMM pair).
-        for (int j = 0; j < N; ++j) x[static_cast<size_t>(j) * E + j % E] += c / N;
+        // The ideal gate: every device computes an even share of all tokens as one expert's batch (one GEMM pair).
+        even_targets(d.placement, r, N, [&](int j, int ways) { x[static_cast<size_t>(j) * E + j % E] += c / ways; });
         continue;
       }
       d.placement.targets(r, e, [&](int j, double share) { x[static_cast<size_t>(j) * E + e] += c * share; });
@@ -44,7 +58,7 @@ LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecisio
       const double c = counts[static_cast<size_t>(i) * E + e];
       if (c == 0) continue;
       if (d.even_split) {
-        for (int j = 0; j < N; ++j) t.tokens[static_cast<size_t>(i) * N + j] += c / N;
+        even_targets(d.placement, i, N, [&](int j, int ways) { t.tokens[static_cast<size_t>(i) * N + j] += c / ways; });
         continue;
       }
       d.placement.targets(i, e, [&](int j, double share) { t.tokens[static_cast<size_t>(i) * N + j] += c * share; });
@@ -59,7 +73,7 @@ LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecisio
       for (int j : reps) holds[static_cast<size_t>(j)] = 1;
     }
   }
-  const int G = d.even_split ? 0 : d.placement.group_size;
+  const int G = d.placement.group_size;
   auto addressed = [&](int i, int j) { return holds[static_cast<size_t>(j)] && (G == 0 || i / G == j / G); };
   double most = 0;
   for (double x : t.tokens) most = std::max(most, x);

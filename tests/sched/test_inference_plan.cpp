@@ -115,6 +115,16 @@ TEST(InferencePlan, FewerExpertsThanDevicesUseDeepSpeedGroups) {
     for (int j = 0; j < N; ++j) EXPECT_DOUBLE_EQ(at(dt.tokens, i, j, N), i / 2 == j / 2 ? 4 : 0) << i << "->" << j;
   }
   for (int j = 0; j < N; ++j) EXPECT_DOUBLE_EQ(at(dt.work, j, j % 2, 2), 8) << j;
+  // The ideal gate on this layout splits each rank's tokens evenly over its own group: rank 3's 6 tokens go 3 and 3
+  // to devices 2 and 3, nothing leaves the group, and every device computes its group's tokens / 2.
+  d.even_split = true;
+  const LayerTraffic it = layer_traffic(c, d, N, 2, false);
+  EXPECT_DOUBLE_EQ(at(it.tokens, 3, 2, N), 3);
+  EXPECT_DOUBLE_EQ(at(it.tokens, 3, 3, N), 3);
+  EXPECT_DOUBLE_EQ(at(it.tokens, 3, 0, N), 0);
+  EXPECT_DOUBLE_EQ(at(it.work, 0, 0, 2), 3);  // ranks 0 and 1 route 4 + 2 tokens
+  EXPECT_DOUBLE_EQ(at(it.work, 2, 0, 2), 4);  // ranks 2 and 3: 2 + 6
+  EXPECT_DOUBLE_EQ(at(it.work, 3, 1, 2), 4);
 }
 
 TEST(InferencePlan, EvenSplitNeedsNoPadding) {
