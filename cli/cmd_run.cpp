@@ -65,6 +65,9 @@ PointResult run_point(const ExperimentSpec& e, const SweepPoint& sp, const std::
     if (timelines) {
       write_chrome_trace(r.plan, r.timeline, ps.cluster.gpus_per_node,
                          (fs::path(out_dir) / fmt::format("timeline-{}.json", pol.label)).string());
+      if (!r.layers_csv.empty()) {
+        write_file_atomic((fs::path(out_dir) / fmt::format("layers-{}.csv", pol.label)).string(), r.layers_csv);
+      }
     }
     if (ps.mode == "training") runs.push_back(std::move(r));
   }

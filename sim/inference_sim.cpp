@@ -298,6 +298,11 @@ RunResult run_inference(const InferenceInput& in) {
   const double expert_bytes = static_cast<double>(count_params(m).per_expert) * m.dtype_bytes();
 
   RunResult out;
+  if (in.record_links) {
+    out.layers_csv =
+        "batch,layer,moe_layer_s,dispatch_s,combine_s,expert_busiest_s,expert_least_s,idle_share,blocking_s,"
+        "estimated,estimate_hit,phase2_rescheduled,weight_loads\n";
+  }
   std::vector<double> service, a2a_layer, moe_layer, idle;
   std::vector<std::vector<double>> a2a_per_layer(static_cast<size_t>(ML));
   int scheduled = 0, hits = 0, hits_ordered = 0, checked = 0, resched = 0;
@@ -385,17 +390,20 @@ RunResult run_inference(const InferenceInput& in) {
         v[static_cast<size_t>(t.rank)] += (r.end - r.start).ticks();
       }
     }
-    std::map<int, double> a2a;
+    std::map<int, double> a2a, dispatch_s;
     for (size_t c = 0; c < plan.collectives.size(); ++c) {
       const Collective& col = plan.collectives[c];
       if (col.kind != CommKind::kAllToAll || lo[c] > hi[c]) continue;
-      a2a[col.layer] += static_cast<double>(hi[c] - lo[c]) / Time::kTicksPerSecond;
+      const double t = static_cast<double>(hi[c] - lo[c]) / Time::kTicksPerSecond;
+      a2a[col.layer] += t;
+      if (col.role == Role::kDispatch) dispatch_s[col.layer] += t;
     }
     int mi = 0;
     for (const auto& [layer, t] : a2a) {
       a2a_layer.push_back(t);
       if (mi < ML) a2a_per_layer[static_cast<size_t>(mi++)].push_back(t);
     }
+    size_t moe_index = 0;
     for (const auto& [layer, sp] : span) {
       const double len = static_cast<double>(sp.second - sp.first);
       moe_layer.push_back(len / Time::kTicksPerSecond);
@@ -404,6 +412,18 @@ RunResult run_inference(const InferenceInput& in) {
       v.resize(static_cast<size_t>(N), 0);
       auto [mn, mx] = std::minmax_element(v.begin(), v.end());
       idle.push_back(len > 0 ? static_cast<double>(*mx - *mn) / len : 0.0);
+      if (in.record_links && moe_index < bi.decisions.size()) {
+        const LayerDecision& d = bi.decisions[moe_index];
+        const double disp = dispatch_s[layer], all = a2a[layer];
+        auto flag = [&](bool known, bool v) { return known ? (v ? "1" : "0") : ""; };
+        out.layers_csv +=
+            fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.9g},{:.9g},{:.6g},{:.9g},{},{},{},{}\n", batches, layer,
+                        len / Time::kTicksPerSecond, disp, all - disp, static_cast<double>(*mx) / Time::kTicksPerSecond,
+                        static_cast<double>(*mn) / Time::kTicksPerSecond, idle.back(), d.blocking_seconds,
+                        flag(true, d.scheduled), flag(d.scheduled, d.estimate_hit),
+                        flag(d.phase2_checked, d.rescheduled), d.blocking_loads.size() + d.next_phase1_loads.size());
+      }
+      ++moe_index;
     }
     if (batches == 0) {
       if (in.record_links) {

@@ -20,6 +20,8 @@ struct RunResult {
   std::map<std::string, std::string> notes;  // policy decisions: packing, pipeline degree
   Plan plan;
   Timeline timeline;
+  // Inference with record_links: one CSV row per evaluated batch and MoE layer (cmd_run writes layers-<label>.csv).
+  std::string layers_csv;
 };
 
 struct TrainingInput {

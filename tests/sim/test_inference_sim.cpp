@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "sched/cluster_spec.hpp"
 #include "sched/error.hpp"
@@ -267,6 +268,49 @@ TEST(InferenceSim, PaddedDenseDispatchIsWhereBalancingPays) {
   EXPECT_GT(dense_gain, sparse_gain + 0.2);
   // The padding makes DeepSpeed slower than without it, and the even split gains nothing from it (it pads nothing).
   EXPECT_GT(dense_p95["deepspeed"], sparse_p95["deepspeed"]);
+}
+
+}  // namespace
+}  // namespace lina::sim
+
+namespace lina::sim {
+namespace {
+
+TEST(InferenceSim, PerLayerRecordsAddUpToTheMetrics) {
+  // With the timeline recorded, every evaluated batch and MoE layer gets a row (layers-<policy>.csv); their means
+  // are the reported metrics, and the estimated rows give the estimate accuracy.
+  InferenceInput in = small("lina", "zipf");
+  in.record_links = true;
+  RunResult r = run_inference(in);
+  std::istringstream csv(r.layers_csv);
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line.rfind("batch,layer,moe_layer_s,dispatch_s,combine_s,", 0), 0u) << line;
+  int rows = 0, estimated = 0, hits = 0;
+  double a2a = 0, moe = 0, idle = 0;
+  while (std::getline(csv, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    if (line.back() == ',') f.emplace_back();
+    ASSERT_EQ(f.size(), 13u) << line;
+    moe += std::stod(f[2]);
+    a2a += std::stod(f[3]) + std::stod(f[4]);
+    idle += std::stod(f[7]);
+    if (f[9] == "1") {
+      ++estimated;
+      hits += f[10] == "1";
+    }
+    ++rows;
+  }
+  ASSERT_EQ(rows, 6 * 4);  // batches x MoE layers
+  EXPECT_NEAR(a2a / rows, r.metrics.at("a2a_mean_time_s"), 1e-8 * r.metrics.at("a2a_mean_time_s") + 1e-12);
+  EXPECT_NEAR(moe / rows, r.metrics.at("moe_layer_mean_s"), 1e-8 * r.metrics.at("moe_layer_mean_s"));
+  EXPECT_NEAR(idle / rows, r.metrics.at("idle_share_mean"), 1e-5);
+  ASSERT_GT(estimated, 0);
+  EXPECT_DOUBLE_EQ(static_cast<double>(hits) / estimated, r.metrics.at("estimate_accuracy"));
+  // Without the timeline nothing is kept.
+  EXPECT_TRUE(run_inference(small("lina", "zipf")).layers_csv.empty());
 }
 
 }  // namespace
