@@ -19,24 +19,85 @@ PathEstimator::PathEstimator(int layers, int experts, int top_k, int max_path)
   layer_counts_.assign(static_cast<size_t>(layers_) * static_cast<size_t>(experts_), 0.0);
 }
 
-uint32_t PathEstimator::Table::find(uint64_t key) const {
-  if (!direct.empty()) return direct[key];
-  auto it = index.find(key);
-  return it == index.end() ? kAbsent : it->second;
+size_t PathEstimator::Table::slot_of(uint64_t key) const {
+  // Fibonacci hashing into a power-of-two table.
+  const int bits = std::countr_zero(slot_key.size());
+  return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> (64 - bits));
 }
 
-uint32_t PathEstimator::Table::find_or_add(uint64_t key, int experts) {
-  uint32_t row = find(key);
-  if (row != kAbsent) return row;
-  row = static_cast<uint32_t>(totals.size());
-  if (direct.empty()) {
-    index.emplace(key, row);
-  } else {
-    direct[key] = row;
+uint32_t PathEstimator::Table::find(uint64_t key) const {
+  if (!direct.empty()) return direct[key];
+  if (slot_key.empty()) return kAbsent;
+  const size_t mask = slot_key.size() - 1;
+  for (size_t i = slot_of(key);; i = (i + 1) & mask) {
+    if (slot_row[i] == kAbsent) return kAbsent;
+    if (slot_key[i] == key) return slot_row[i];
   }
+}
+
+void PathEstimator::Table::grow() {
+  std::vector<uint64_t> keys = std::move(slot_key);
+  std::vector<uint32_t> rows_of = std::move(slot_row);
+  const size_t n = std::max<size_t>(1024, keys.size() * 2);
+  slot_key.assign(n, 0);
+  slot_row.assign(n, kAbsent);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (rows_of[i] == kAbsent) continue;
+    size_t j = slot_of(keys[i]);
+    while (slot_row[j] != kAbsent) j = (j + 1) & (n - 1);
+    slot_key[j] = keys[i];
+    slot_row[j] = rows_of[i];
+  }
+}
+
+uint32_t PathEstimator::Table::find_or_add(uint64_t key) {
+  const auto row = static_cast<uint32_t>(rows.size());
+  if (!direct.empty()) {
+    if (direct[key] != kAbsent) return direct[key];
+    direct[key] = row;
+  } else {
+    if (2 * (rows.size() + 1) > slot_key.size()) grow();  // at most half full
+    const size_t mask = slot_key.size() - 1;
+    size_t i = slot_of(key);
+    for (; slot_row[i] != kAbsent; i = (i + 1) & mask) {
+      if (slot_key[i] == key) return slot_row[i];
+    }
+    slot_key[i] = key;
+    slot_row[i] = row;
+  }
+  rows.emplace_back();
   totals.push_back(0);
-  counts.resize(counts.size() + static_cast<size_t>(experts), 0);
   return row;
+}
+
+void PathEstimator::Table::count(uint32_t row, uint16_t expert, int experts) {
+  ++totals[row];
+  Row& r = rows[row];
+  if (r.n == kDense) {
+    ++dense[static_cast<size_t>(r.c[0]) * static_cast<size_t>(experts) + expert];
+    return;
+  }
+  for (int i = 0; i < r.n; ++i) {
+    if (r.e[i] == expert) {
+      ++r.c[i];
+      return;
+    }
+  }
+  if (r.n < kInline) {
+    r.e[r.n] = expert;
+    r.c[r.n] = 1;
+    ++r.n;
+    return;
+  }
+  // A fifth expert: the row becomes dense.
+  const auto at = static_cast<uint32_t>(dense.size() / static_cast<size_t>(experts));
+  dense.resize(dense.size() + static_cast<size_t>(experts), 0);
+  uint32_t* d = dense.data() + static_cast<size_t>(at) * static_cast<size_t>(experts);
+  for (int i = 0; i < r.n; ++i) d[r.e[i]] = r.c[i];
+  d[expert] = 1;
+  r = Row{};
+  r.n = kDense;
+  r.c[0] = at;
 }
 
 uint16_t PathEstimator::top1(const BatchRouting& b, int l, int t) {
@@ -88,14 +149,10 @@ void PathEstimator::add(const BatchRouting& b) {
         uint64_t k = 0;
         if (!key(top1_scratch_, b.tokens, t, j, m, k)) break;
         Table& tab = table(j, m);
-        const uint32_t r = tab.find_or_add(k, experts_);
-        uint32_t* row = tab.counts.data() + static_cast<size_t>(r) * static_cast<size_t>(experts_);
+        const uint32_t r = tab.find_or_add(k);
         for (int s = 0; s < top_k_; ++s) {
           uint16_t e = b.expert(j, t, s);
-          if (e < experts_) {
-            row[e] += 1;
-            tab.totals[r] += 1;
-          }
+          if (e < experts_) tab.count(r, e, experts_);
         }
       }
     }
@@ -115,10 +172,9 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
       const Table& tab = table(j, m);
       const uint32_t r = tab.find(key_v);
       if (r == Table::kAbsent || tab.totals[r] == 0) continue;
-      const uint32_t* row = tab.counts.data() + static_cast<size_t>(r) * static_cast<size_t>(experts_);
       // Each token contributes top_k choices in total.
       const double scale = k / static_cast<double>(tab.totals[r]);
-      for (int e = 0; e < experts_; ++e) out[static_cast<size_t>(e)] += row[e] * scale;
+      tab.for_each(r, experts_, [&](int e, uint32_t c) { out[static_cast<size_t>(e)] += c * scale; });
       break;
     }
   }

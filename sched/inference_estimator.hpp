@@ -12,7 +12,6 @@
 
 #include <cstdint>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "sched/routing.hpp"
@@ -41,18 +40,48 @@ class PathEstimator {
   static void top1_choices(const BatchRouting& b, std::vector<uint16_t>& out);
 
  private:
+  // One lookup table (layer j, path length m): path key -> row of next-expert counts.
+  //
+  // Memory is what limits long paths (l = 6 over 16 experts: millions of distinct paths per layer, most seen a few
+  // times), so rows start sparse, up to kInline (expert, count) pairs, and become dense (one count per expert) only
+  // when a fifth expert follows the path; and the index beyond kDirectBits is an open-addressing table (12 bytes a
+  // slot at most half full) rather than a node-based map.
   struct Table {
     static constexpr uint32_t kAbsent = UINT32_MAX;
-    // Path key -> row of `counts`: a flat array when the keys fit in kDirectBits (short paths: 16 experts, l <= 4),
-    // the estimator's hot loop then does no hashing; a hash map beyond.
-    std::vector<uint32_t> direct;
-    std::unordered_map<uint64_t, uint32_t> index;
-    // Counts are integers: 4 bytes each, not 8, halves the tables (l = 6 on 16 experts held 5.7 GB in doubles).
-    std::vector<uint32_t> counts;  // rows of `experts_` counts
+    static constexpr uint16_t kDense = UINT16_MAX;
+    static constexpr int kInline = 4;
+    struct Row {
+      uint16_t n = 0;  // inline pairs used, or kDense: the counts are dense[c[0] * experts ...]
+      uint16_t e[kInline] = {};
+      uint32_t c[kInline] = {};
+    };
+    std::vector<uint32_t> direct;    // short paths: key -> row (kAbsent: none)
+    std::vector<uint64_t> slot_key;  // long paths: open addressing, linear probing
+    std::vector<uint32_t> slot_row;  // kAbsent: empty slot
+    std::vector<Row> rows;
     std::vector<uint64_t> totals;  // row sums
+    std::vector<uint32_t> dense;   // dense rows, `experts` counts each
 
     uint32_t find(uint64_t key) const;
-    uint32_t find_or_add(uint64_t key, int experts);
+    uint32_t find_or_add(uint64_t key);
+    void count(uint32_t row, uint16_t expert, int experts);
+    // Calls f(expert, count) for the row's nonzero counts.
+    template <class F>
+    void for_each(uint32_t row, int experts, F&& f) const {
+      const Row& r = rows[row];
+      if (r.n == kDense) {
+        const uint32_t* d = dense.data() + static_cast<size_t>(r.c[0]) * static_cast<size_t>(experts);
+        for (int e = 0; e < experts; ++e) {
+          if (d[e] != 0) f(e, d[e]);
+        }
+        return;
+      }
+      for (int i = 0; i < r.n; ++i) f(r.e[i], r.c[i]);
+    }
+
+   private:
+    size_t slot_of(uint64_t key) const;
+    void grow();
   };
   static constexpr int kDirectBits = 16;
   // Path key of the m choices before layer j of token t (false when one is unrecorded).

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -102,6 +104,63 @@ BatchRouting chain_batch(const std::vector<uint16_t>& first) {
     b.experts[b.index(1, static_cast<int>(t))] = static_cast<uint16_t>((first[t] + 1) % 4);
   }
   return b;
+}
+
+TEST(InferenceEstimator, MatchesABruteForceReferenceOnLongPaths) {
+  // 16 experts, paths of up to 5 choices: 20-bit keys, past the flat index, so the open-addressing index grows
+  // several times; layer 5's choice depends weakly on the path, so most rows stay sparse and the popular ones turn
+  // dense. The estimate must equal a direct count: for each token, the next-expert frequencies of the longest path
+  // (<= l) seen in profiling, scaled to one choice per token.
+  constexpr int L = 6, E = 16, l = 5;
+  std::mt19937_64 rng(7);
+  auto batch = [&](int tokens) {
+    BatchRouting b;
+    b.resize(tokens, L, 1, false);
+    for (int t = 0; t < tokens; ++t) {
+      for (int j = 0; j < L; ++j) {
+        const uint16_t prev = j ? b.experts[b.index(j - 1, t)] : 0;
+        b.experts[b.index(j, t)] = static_cast<uint16_t>(rng() % 3 == 0 ? (prev + 1) % E : rng() % E);
+      }
+    }
+    return b;
+  };
+  PathEstimator est(L, E, 1, l);
+  std::map<std::vector<uint16_t>, std::map<int, double>> ref;  // path (layers 5-m..4) -> next expert -> count
+  for (int i = 0; i < 3; ++i) {
+    BatchRouting p = batch(4000);
+    est.add(p);
+    for (int t = 0; t < p.tokens; ++t) {
+      for (int m = 0; m <= l; ++m) {
+        std::vector<uint16_t> path;
+        for (int j = L - 1 - m; j < L - 1; ++j) path.push_back(p.experts[p.index(j, t)]);
+        ref[path][p.experts[p.index(L - 1, t)]] += 1;
+      }
+    }
+  }
+  BatchRouting b = batch(3000);
+  std::vector<uint16_t> top1;
+  PathEstimator::top1_choices(b, top1);
+  std::vector<double> out(E);
+  est.estimate(b, top1, L - 1, l, out);
+  std::vector<double> want(E, 0.0);
+  for (int t = 0; t < b.tokens; ++t) {
+    for (int m = l; m >= 0; --m) {
+      std::vector<uint16_t> path;
+      for (int j = L - 1 - m; j < L - 1; ++j) path.push_back(b.experts[b.index(j, t)]);
+      auto it = ref.find(path);
+      if (it == ref.end()) continue;
+      double total = 0;
+      for (const auto& [e, c] : it->second) total += c;
+      for (const auto& [e, c] : it->second) want[static_cast<size_t>(e)] += c / total;
+      break;
+    }
+  }
+  double sum = 0;
+  for (int e = 0; e < E; ++e) {
+    EXPECT_NEAR(out[static_cast<size_t>(e)], want[static_cast<size_t>(e)], 1e-9) << e;
+    sum += out[static_cast<size_t>(e)];
+  }
+  EXPECT_NEAR(sum, 3000, 1e-6);  // every token's path is known at least at length 0
 }
 
 TEST(InferenceEstimator, FollowsPathsAndBacksOff) {
