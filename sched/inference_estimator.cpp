@@ -174,7 +174,7 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
       if (r == Table::kAbsent || tab.totals[r] == 0) continue;
       // Each token contributes top_k choices in total.
       const double scale = k / static_cast<double>(tab.totals[r]);
-      tab.for_each(r, experts_, [&](int e, uint32_t c) { out[static_cast<size_t>(e)] += c * scale; });
+      tab.add_scaled(r, experts_, scale, out);
       break;
     }
   }

@@ -65,18 +65,16 @@ class PathEstimator {
     uint32_t find(uint64_t key) const;
     uint32_t find_or_add(uint64_t key);
     void count(uint32_t row, uint16_t expert, int experts);
-    // Calls f(expert, count) for the row's nonzero counts.
-    template <class F>
-    void for_each(uint32_t row, int experts, F&& f) const {
+    // out[e] += count(row, e) * scale for every expert. Dense rows add all their counts (zeros included: x + 0 is x,
+    // and the plain loop vectorises); sparse rows only their pairs.
+    void add_scaled(uint32_t row, int experts, double scale, std::span<double> out) const {
       const Row& r = rows[row];
       if (r.n == kDense) {
         const uint32_t* d = dense.data() + static_cast<size_t>(r.c[0]) * static_cast<size_t>(experts);
-        for (int e = 0; e < experts; ++e) {
-          if (d[e] != 0) f(e, d[e]);
-        }
+        for (int e = 0; e < experts; ++e) out[static_cast<size_t>(e)] += d[e] * scale;
         return;
       }
-      for (int i = 0; i < r.n; ++i) f(r.e[i], r.c[i]);
+      for (int i = 0; i < r.n; ++i) out[r.e[i]] += r.c[i] * scale;
     }
 
    private:
