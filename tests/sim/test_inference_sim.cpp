@@ -178,6 +178,23 @@ TEST(InferenceSim, EvaluatedBatchesDoNotDependOnWhetherProfilingWasRead) {
   }
   EXPECT_EQ(read_profile.experts, skipped_profile.experts);
   EXPECT_NE(read_profile.experts, profile_batch.experts);  // the last profiling batch is not evaluated
+  // The other order, on another stream: the evaluated batches come first without reading the profile (the stream
+  // is drained and its state kept for the next policy of the point), then after reading it (that state is reused).
+  BatchRouting first, second;
+  {
+    RoutingSources s = make_routing_sources(w, m, 8);
+    ASSERT_TRUE(s.eval->next(first));
+    ASSERT_TRUE(s.eval->next(first));  // the second evaluated batch
+  }
+  {
+    RoutingSources s = make_routing_sources(w, m, 8);
+    while (s.profile->next(profile_batch)) {
+    }
+    ASSERT_TRUE(s.eval->next(second));
+    ASSERT_TRUE(s.eval->next(second));
+  }
+  EXPECT_EQ(first.experts, second.experts);
+  EXPECT_NE(first.experts, read_profile.experts);  // another seed, another stream
 }
 
 // Topics drawn per batch keep each batch's full skew and move the hot set between batches; drawn per sequence they
