@@ -131,8 +131,7 @@ OpCost dense_dispatch_einsum_cost(const ModelSpec& m, double tokens, double capa
 }
 
 double expert_capacity(const ModelSpec& m, double tokens, double max_expert_tokens) {
-  if (m.capacity_factor > 0) return std::ceil(m.capacity_factor * m.top_k * tokens / m.experts);
-  return std::ceil(max_expert_tokens);
+  return m.capacity_factor > 0 ? expert_capacity(m, tokens) : std::ceil(max_expert_tokens);
 }
 
 OpCost norm_cost(const ModelSpec& m, double tokens) {

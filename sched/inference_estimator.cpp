@@ -19,32 +19,27 @@ PathEstimator::PathEstimator(int layers, int experts, int top_k, int max_path)
   layer_counts_.assign(static_cast<size_t>(layers_) * static_cast<size_t>(experts_), 0.0);
 }
 
-size_t PathEstimator::Table::slot_of(uint64_t key) const {
-  // Fibonacci hashing into a power-of-two table.
-  const int bits = std::countr_zero(slot_key.size());
-  return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+size_t PathEstimator::Table::probe(uint64_t key) const {
+  // Fibonacci hashing into a power-of-two table, then linear probing: the key's slot, or the empty one it would take.
+  const size_t mask = slot_key.size() - 1;
+  size_t i = static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> (64 - std::countr_zero(slot_key.size())));
+  while (slot_row[i] != kAbsent && slot_key[i] != key) i = (i + 1) & mask;
+  return i;
 }
 
 uint32_t PathEstimator::Table::find(uint64_t key) const {
   if (!direct.empty()) return direct[key];
-  if (slot_key.empty()) return kAbsent;
-  const size_t mask = slot_key.size() - 1;
-  for (size_t i = slot_of(key);; i = (i + 1) & mask) {
-    if (slot_row[i] == kAbsent) return kAbsent;
-    if (slot_key[i] == key) return slot_row[i];
-  }
+  return slot_key.empty() ? kAbsent : slot_row[probe(key)];
 }
 
 void PathEstimator::Table::grow() {
   std::vector<uint64_t> keys = std::move(slot_key);
   std::vector<uint32_t> rows_of = std::move(slot_row);
-  const size_t n = std::max<size_t>(1024, keys.size() * 2);
-  slot_key.assign(n, 0);
-  slot_row.assign(n, kAbsent);
+  slot_key.assign(std::max<size_t>(1024, keys.size() * 2), 0);
+  slot_row.assign(slot_key.size(), kAbsent);
   for (size_t i = 0; i < keys.size(); ++i) {
     if (rows_of[i] == kAbsent) continue;
-    size_t j = slot_of(keys[i]);
-    while (slot_row[j] != kAbsent) j = (j + 1) & (n - 1);
+    const size_t j = probe(keys[i]);
     slot_key[j] = keys[i];
     slot_row[j] = rows_of[i];
   }
@@ -57,11 +52,8 @@ uint32_t PathEstimator::Table::find_or_add(uint64_t key) {
     direct[key] = row;
   } else {
     if (2 * (rows.size() + 1) > slot_key.size()) grow();  // at most half full
-    const size_t mask = slot_key.size() - 1;
-    size_t i = slot_of(key);
-    for (; slot_row[i] != kAbsent; i = (i + 1) & mask) {
-      if (slot_key[i] == key) return slot_row[i];
-    }
+    const size_t i = probe(key);
+    if (slot_row[i] != kAbsent) return slot_row[i];
     slot_key[i] = key;
     slot_row[i] = row;
   }

@@ -78,7 +78,7 @@ class PathEstimator {
     }
 
    private:
-    size_t slot_of(uint64_t key) const;
+    size_t probe(uint64_t key) const;
     void grow();
   };
   static constexpr int kDirectBits = 16;

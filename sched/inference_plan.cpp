@@ -32,36 +32,26 @@ void even_targets(const Placement& p, int source, int N, F&& f) {
 
 }  // namespace
 
-std::vector<double> device_expert_tokens(const std::vector<double>& counts, const LayerDecision& d, int N, int E) {
-  std::vector<double> x(static_cast<size_t>(N) * static_cast<size_t>(E), 0.0);
-  for (int r = 0; r < N; ++r) {
-    for (int e = 0; e < E; ++e) {
-      const double c = counts[static_cast<size_t>(r) * E + e];
-      if (c == 0) continue;
-      if (d.even_split) {
-        // The ideal gate: every device computes an even share of all tokens as one expert's batch (one GEMM pair).
-        even_targets(d.placement, r, N, [&](int j, int ways) { x[static_cast<size_t>(j) * E + j % E] += c / ways; });
-        continue;
-      }
-      d.placement.targets(r, e, [&](int j, double share) { x[static_cast<size_t>(j) * E + e] += c * share; });
-    }
-  }
-  return x;
-}
-
 LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecision& d, int N, int E, bool dense) {
   LayerTraffic t;
   t.tokens.assign(static_cast<size_t>(N) * N, 0.0);
-  t.work = device_expert_tokens(counts, d, N, E);
+  t.work.assign(static_cast<size_t>(N) * E, 0.0);
   for (int i = 0; i < N; ++i) {
     for (int e = 0; e < E; ++e) {
       const double c = counts[static_cast<size_t>(i) * E + e];
       if (c == 0) continue;
       if (d.even_split) {
-        even_targets(d.placement, i, N, [&](int j, int ways) { t.tokens[static_cast<size_t>(i) * N + j] += c / ways; });
+        // The ideal gate: every device computes an even share of all tokens as one expert's batch (one GEMM pair).
+        even_targets(d.placement, i, N, [&](int j, int ways) {
+          t.tokens[static_cast<size_t>(i) * N + j] += c / ways;
+          t.work[static_cast<size_t>(j) * E + j % E] += c / ways;
+        });
         continue;
       }
-      d.placement.targets(i, e, [&](int j, double share) { t.tokens[static_cast<size_t>(i) * N + j] += c * share; });
+      d.placement.targets(i, e, [&](int j, double share) {
+        t.tokens[static_cast<size_t>(i) * N + j] += c * share;
+        t.work[static_cast<size_t>(j) * E + e] += c * share;
+      });
     }
   }
   if (!dense) return t;

@@ -34,10 +34,6 @@ std::vector<double> rank_expert_counts(const BatchRouting& b, int layer, int exp
 
 Plan build_inference_plan(const InferenceBatchInput& in);
 
-// Tokens each device computes per expert in a MoE layer: [device * E + expert].
-std::vector<double> device_expert_tokens(const std::vector<double>& counts, const LayerDecision& d, int ranks,
-                                         int experts);
-
 // What one MoE layer moves and computes under a decision.
 struct LayerTraffic {
   std::vector<double> tokens;  // [src * N + dst]: tokens rank src sends to device dst (src == dst stays local)

@@ -141,7 +141,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   auto routed_to = [&](int mi, int r, int e) {
     double t =
         in.routing.empty() ? T * m.top_k / E : in.routing[static_cast<size_t>(mi)][static_cast<size_t>(r) * E + e];
-    if (m.capacity_factor > 0) t = std::min(t, std::ceil(m.capacity_factor * T * m.top_k / E));
+    if (m.capacity_factor > 0) t = std::min(t, expert_capacity(m, T));
     return t;
   };
   // DeepSpeed-MoE's dense dispatch (sched/flops.hpp) pads every [expert, capacity] buffer: capacity_factor * k * T /

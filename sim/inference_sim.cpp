@@ -45,30 +45,38 @@ class BalancedSource : public RoutingSource {
   int64_t left_;
 };
 
-// Synthetic batches from traces/synth: with several topics, each sequence of a batch comes from one generator
-// (drawn uniformly), whose hot sets differ from the others'.
-// The synthetic stream's state after its profiling batches (SynthSource::follow), for the other policies of a point.
+// A few recent shared values by key (same key: same value), for the policies of a point and for points that differ
+// only elsewhere; policies may run on several threads.
+template <class T>
+class RecentCache {
+ public:
+  std::shared_ptr<T> get(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [k, v] : entries_) {
+      if (k == key) return v;
+    }
+    return nullptr;
+  }
+  void put(const std::string& key, std::shared_ptr<T> value) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.emplace_back(key, std::move(value));
+    if (entries_.size() > 4) entries_.erase(entries_.begin());
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::pair<std::string, std::shared_ptr<T>>> entries_;
+};
+
+// The synthetic stream's state after its profiling batches (SynthSource::follow).
 struct StreamState {
   std::vector<traces::SynthGenerator> gens;
   std::mt19937_64 rng;
 };
-std::mutex g_stream_mutex;
-std::vector<std::pair<std::string, std::shared_ptr<const StreamState>>> g_streams;
+RecentCache<const StreamState> g_streams;
 
-std::shared_ptr<const StreamState> cached_stream(const std::string& key) {
-  std::lock_guard<std::mutex> lock(g_stream_mutex);
-  for (const auto& [k, v] : g_streams) {
-    if (k == key) return v;
-  }
-  return nullptr;
-}
-
-void cache_stream(const std::string& key, std::shared_ptr<const StreamState> state) {
-  std::lock_guard<std::mutex> lock(g_stream_mutex);
-  g_streams.emplace_back(key, std::move(state));
-  if (g_streams.size() > 4) g_streams.erase(g_streams.begin());
-}
-
+// Synthetic batches from traces/synth: with several topics, each sequence of a batch comes from one generator
+// (drawn uniformly), whose hot sets differ from the others'.
 class SynthSource : public RoutingSource {
  public:
   SynthSource(std::shared_ptr<std::vector<traces::SynthGenerator>> gens, std::shared_ptr<std::mt19937_64> rng,
@@ -92,14 +100,14 @@ class SynthSource : public RoutingSource {
   }
   bool next(BatchRouting& out) override {
     if (before_) {
-      if (auto snap = cached_stream(stream_key_)) {
+      if (auto snap = g_streams.get(stream_key_)) {
         gens_ = std::make_shared<std::vector<traces::SynthGenerator>>(snap->gens);
         rng_ = std::make_shared<std::mt19937_64>(snap->rng);
       } else {
         BatchRouting skipped;
         while (before_->next(skipped)) {
         }
-        cache_stream(stream_key_, std::make_shared<const StreamState>(StreamState{*gens_, *rng_}));
+        g_streams.put(stream_key_, std::make_shared<const StreamState>(StreamState{*gens_, *rng_}));
       }
       before_ = nullptr;
     }
@@ -166,24 +174,8 @@ void check_trace(const std::string& path, const traces::TraceHeader& h, const Mo
   }
 }
 
-// Estimators built from the same profiling batches, shared by the policies of a point (and by points that differ
-// only elsewhere). A few recent ones are kept.
-std::mutex g_cache_mutex;
-std::vector<std::pair<std::string, std::shared_ptr<PathEstimator>>> g_cache;
-
-std::shared_ptr<PathEstimator> cached_estimator(const std::string& key) {
-  std::lock_guard<std::mutex> lock(g_cache_mutex);
-  for (const auto& [k, v] : g_cache) {
-    if (k == key) return v;
-  }
-  return nullptr;
-}
-
-void cache_estimator(const std::string& key, std::shared_ptr<PathEstimator> est) {
-  std::lock_guard<std::mutex> lock(g_cache_mutex);
-  g_cache.emplace_back(key, std::move(est));
-  if (g_cache.size() > 4) g_cache.erase(g_cache.begin());
-}
+// Estimators built from the same profiling batches.
+RecentCache<PathEstimator> g_estimators;
 
 double percentile(std::vector<double> v, double p) {
   // Nearest rank: the smallest value with at least p of the samples at or below it.
@@ -277,7 +269,7 @@ RunResult run_inference(const InferenceInput& in) {
                                 : fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", src.description, E, ML, m.top_k, in.seed,
                                               max_path, in.workload.batch_size, in.workload.seq_len,
                                               in.workload.routing.profile_batches, in.workload.routing.profile_trace);
-    est = key.empty() ? nullptr : cached_estimator(key);
+    est = key.empty() ? nullptr : g_estimators.get(key);
     if (!est) {
       bool first = true;
       while (src.profile->next(b)) {
@@ -285,7 +277,7 @@ RunResult run_inference(const InferenceInput& in) {
         first = false;
         est->add(b);
       }
-      if (est && !key.empty()) cache_estimator(key, est);
+      if (est && !key.empty()) g_estimators.put(key, est);
     }
   }
   InferenceScheduler sched(in.policy, E, N, ML, est, in.seed, in.cluster.gpus_per_node);

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include "sched/error.hpp"
+#include "sched/inference_plan.hpp"
 #include "sched/lina_scheduler.hpp"
 #include "sched/naive_priority_scheduler.hpp"
 #include "sim/collective_backend.hpp"
@@ -81,14 +83,7 @@ std::vector<LayerRouting> training_routing(const TrainingInput& in) {
   std::vector<LayerRouting> out(static_cast<size_t>(layers), LayerRouting(static_cast<size_t>(N) * E, 0.0));
   for (int j = 0; j < layers && j < b.layers; ++j) {
     LayerRouting& r = out[static_cast<size_t>(j)];
-    for (int t = 0; t < b.tokens; ++t) {
-      if (!b.recorded(j, t)) continue;
-      const auto rank = static_cast<size_t>(static_cast<int64_t>(t) * N / b.tokens);
-      for (int slot = 0; slot < b.top_k; ++slot) {
-        const int e = b.expert(j, t, slot);
-        if (e < E) r[rank * E + static_cast<size_t>(e)] += 1;
-      }
-    }
+    r = rank_expert_counts(b, j, E, N);  // the split inference uses too (sched/inference_plan.hpp)
     const double want = static_cast<double>(w.tokens_per_gpu()) * k;
     for (int rank = 0; rank < N; ++rank) {
       double sum = 0;
@@ -120,9 +115,10 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout, const 
   Engine engine;
   Topology topology(cluster);
   Network network(engine, topology);
-  Network gradient_network(engine, topology);  // the ideal bound's own network for gradient synchronisation
-  NetworkCollectives collectives = in.policy.name == "ideal"
-                                       ? NetworkCollectives(engine, network, gradient_network, topology, cluster)
+  std::optional<Network> gradient_network;  // the ideal bound's own network for gradient synchronisation
+  if (in.policy.name == "ideal") gradient_network.emplace(engine, topology);
+  NetworkCollectives collectives = gradient_network
+                                       ? NetworkCollectives(engine, network, *gradient_network, topology, cluster)
                                        : NetworkCollectives(engine, network, topology, cluster);
   ComputeModel compute(cluster.gpu, calibration);
   const std::string dtype = in.model.compute_dtype;
