@@ -204,7 +204,7 @@ Experiment load(const Options& o, int gpus, const GpuSpec& gpu) {
 
 Plan plan_for(const Experiment& e, const PolicySpec& pol) {
   int degree = pol.pipeline_degree;
-  if (pol.name == "lina" && degree == 0) degree = 4;  // as sim/training_sim.cpp
+  if (pol.name == "lina" && degree == 0) degree = lina_pipeline_degree(e.model, e.point.workload, pol.micro_op_bytes);
   int packing = 0;
   if (pol.packing != "auto" && pol.packing != "off") packing = std::stoi(pol.packing);
   TrainingPlanInput in;

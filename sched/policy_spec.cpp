@@ -77,7 +77,8 @@ const std::vector<ParamDef>& policy_params() {
          T::kQuantity,
          D::kBytes,
          "30MB",
-         "lina: allreduce micro-op size; gradients are cut into equal chunks (paper 4.1: 30 MB)",
+         "lina: micro-op size (paper 4.1: 30 MB); gradients are cut into equal chunks of it, and so is each rank's "
+         "all-to-all buffer when pipelining (at most 64 chunks)",
          1,
          kNoMax,
          {}},
@@ -94,8 +95,8 @@ const std::vector<ParamDef>& policy_params() {
          T::kInteger,
          D::kNumber,
          0,
-         "all-to-all / expert-compute pipelining chunks; 0: policy default (lina: packing decides; tutel: adaptive "
-         "among 1, 2, 4, 8)",
+         "all-to-all / expert-compute pipelining chunks; 0: policy default (lina: the all-to-all buffer over "
+         "micro_op_size; tutel: adaptive among 1, 2, 4, 8)",
          0,
          64,
          {}},

@@ -116,6 +116,12 @@ double balanced_a2a_bytes_per_rank(const ModelSpec& m, const WorkloadSpec& w) {
   return static_cast<double>(w.tokens_per_gpu()) * m.top_k * m.hidden * m.dtype_bytes();
 }
 
+int lina_pipeline_degree(const ModelSpec& m, const WorkloadSpec& w, double micro_op_bytes) {
+  if (!(micro_op_bytes > 0)) throw InputError("policy.micro_op_size: expected a positive size");
+  const double chunks = std::ceil(balanced_a2a_bytes_per_rank(m, w) / micro_op_bytes);
+  return static_cast<int>(std::clamp(chunks, 1.0, static_cast<double>(kMaxPipelineDegree)));
+}
+
 Plan build_training_plan(const TrainingPlanInput& in) {
   const ModelSpec& m = *in.model;
   const ClusterSpec& cl = *in.cluster;

@@ -306,7 +306,7 @@ RunResult run_training(const TrainingInput& in) {
     return finish(std::move(*best), best_layout);
   }
   if (name == "lina") {
-    if (degree == 0) degree = 4;  // Lina pipelines each all-to-all in micro-ops (DESIGN.md 3.1); see README
+    if (degree == 0) degree = lina_pipeline_degree(in.model, in.workload, in.policy.micro_op_bytes);
     if (in.policy.packing == "off") {
       TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
       return finish(run(l), l);

@@ -124,6 +124,17 @@ TEST(TrainingPlan, BalancedA2aBytesHelperIsTheUnreducedVolume) {
   EXPECT_DOUBLE_EQ(balanced_a2a_bytes_per_rank(f.m, f.w), 128.0 * 2 * 512 * 4);
 }
 
+TEST(TrainingPlan, LinaPipelinesTheAllToAllInMicroOpsOfTheMicroOpSize) {
+  // The buffer is 128 * 2 * 512 * 4 = 524,288 bytes: ceil(buffer / size) chunks, at least 1, at most 64.
+  Fixture f(2, 16, "lina");
+  EXPECT_EQ(lina_pipeline_degree(f.m, f.w, 524288), 1);
+  EXPECT_EQ(lina_pipeline_degree(f.m, f.w, 524287), 2);
+  EXPECT_EQ(lina_pipeline_degree(f.m, f.w, 100000), 6);
+  EXPECT_EQ(lina_pipeline_degree(f.m, f.w, 30e6), 1);
+  EXPECT_EQ(lina_pipeline_degree(f.m, f.w, 1000), kMaxPipelineDegree);
+  EXPECT_THROW(lina_pipeline_degree(f.m, f.w, 0), InputError);
+}
+
 // Non-expert allreduce collectives (over all ranks) of a plan, in issue order.
 // Not on a temporary plan: the pointers would dangle.
 std::vector<const Collective*> grad_syncs(Plan&& p, bool expert_only = false) = delete;

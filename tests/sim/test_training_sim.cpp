@@ -211,6 +211,29 @@ TEST(TrainingSim, PackingControllerKeepsOnlyWhatHelps) {
   }
 }
 
+TEST(TrainingSim, MicroOpSizeIsUShaped) {
+  // Lina cuts each rank's all-to-all buffer into micro-ops of micro_op_size and pipelines the experts on them
+  // (paper 6.2): one micro-op leaves nothing to overlap, many pay a launch and a latency each. 4 layers, 8k tokens
+  // per GPU (a 33.5 MB buffer): 100 MB gives 1 chunk, 10 MB 4, 100 KB 64.
+  auto step = [](double micro_op_bytes) {
+    TrainingInput in = input("lina", 4);
+    in.workload.batch_size = 16;
+    in.workload.seq_len = 512;
+    in.policy.packing = "off";
+    in.policy.micro_op_bytes = micro_op_bytes;
+    RunResult r = run_training(in);
+    return std::pair{r.metrics.at("step_time_s"), r.metrics.at("pipeline_degree")};
+  };
+  auto [coarse, coarse_degree] = step(100e6);
+  auto [middle, middle_degree] = step(10e6);
+  auto [fine, fine_degree] = step(100e3);
+  EXPECT_EQ(coarse_degree, 1);
+  EXPECT_EQ(middle_degree, 4);
+  EXPECT_EQ(fine_degree, 64);
+  EXPECT_LT(middle, coarse);
+  EXPECT_LT(middle, fine);
+}
+
 TEST(TrainingSim, SkewedRoutingSlowsADroplessStepAndIsDeterministic) {
   // Synthetic Zipf routing (s = 2: the hottest of 16 experts draws 1 / H(16, 2) = 62% of the choices) without a
   // capacity limit: the hottest expert's GPU receives about 10x its balanced share, so the all-to-all and its expert
