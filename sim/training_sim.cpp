@@ -254,12 +254,26 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
   };
 }
 
-std::vector<double> a2a_bwd_slowdowns(const RunResult& run, const RunResult& reference) {
+std::vector<double> a2a_bwd_slowdowns(const RunResult& run, const RunResult& reference, bool contended_only) {
   const Plan &a = run.plan, &b = reference.plan;
   std::vector<double> out;
   if (a.tasks.size() != b.tasks.size() || a.collectives.size() != b.collectives.size()) return out;
   int last_step = 0;
   for (const auto& t : a.tasks) last_step = std::max(last_step, t.step);
+  // Gradient synchronisation intervals per rank in `run` (allreduce, or its reduce-scatter / all-gather parts).
+  std::vector<std::vector<std::pair<Time, Time>>> syncs(static_cast<size_t>(a.ranks));
+  for (size_t i = 0; contended_only && i < a.tasks.size(); ++i) {
+    const Task& t = a.tasks[i];
+    if (t.kind != TaskKind::kComm || t.role != Role::kGradSync) continue;
+    const TaskRecord& r = run.timeline.records[i];
+    syncs[static_cast<size_t>(t.rank)].emplace_back(r.start, r.end);
+  }
+  auto contended = [&](const Task& t, const TaskRecord& r) {
+    for (const auto& [start, end] : syncs[static_cast<size_t>(t.rank)]) {
+      if (start < r.end && r.start < end) return true;
+    }
+    return false;
+  };
   for (size_t i = 0; i < a.tasks.size(); ++i) {
     const Task &x = a.tasks[i], &y = b.tasks[i];
     if (x.rank != y.rank || x.kind != y.kind || x.role != y.role || x.layer != y.layer || x.phase != y.phase) {
@@ -268,6 +282,7 @@ std::vector<double> a2a_bwd_slowdowns(const RunResult& run, const RunResult& ref
     if (x.kind != TaskKind::kComm || x.phase != Phase::kBackward || x.step != last_step) continue;
     if (a.collectives[static_cast<size_t>(x.collective)].kind != CommKind::kAllToAll) continue;
     const TaskRecord &ra = run.timeline.records[i], &rb = reference.timeline.records[i];
+    if (contended_only && !contended(x, ra)) continue;
     double da = (ra.end - ra.start).seconds(), db = (rb.end - rb.start).seconds();
     if (db > 0) out.push_back(da / db);
   }
