@@ -324,6 +324,11 @@ TEST(InferenceSim, PerLayerRecordsAddUpToTheMetrics) {
   EXPECT_NEAR(a2a / rows, r.metrics.at("a2a_mean_time_s"), 1e-8 * r.metrics.at("a2a_mean_time_s") + 1e-12);
   EXPECT_NEAR(moe / rows, r.metrics.at("moe_layer_mean_s"), 1e-8 * r.metrics.at("moe_layer_mean_s"));
   EXPECT_NEAR(idle / rows, r.metrics.at("idle_share_mean"), 1e-5);
+  // The all-to-all share is all the batches' all-to-all time over all their service time.
+  const double service = r.metrics.at("service_mean_s") * r.metrics.at("batches");
+  EXPECT_NEAR(a2a / service, r.metrics.at("a2a_share"), 1e-7);
+  EXPECT_GT(r.metrics.at("a2a_share"), 0);
+  EXPECT_LT(r.metrics.at("a2a_share"), 1);
   ASSERT_GT(estimated, 0);
   EXPECT_DOUBLE_EQ(static_cast<double>(hits) / estimated, r.metrics.at("estimate_accuracy"));
   // Without the timeline nothing is kept.
