@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <stdexcept>
 
 namespace lina {
@@ -32,7 +33,25 @@ void even_targets(const Placement& p, int source, int N, F&& f) {
 
 }  // namespace
 
-LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecision& d, int N, int E, bool dense) {
+std::vector<double> drop_over_capacity(std::vector<double>& counts, const ModelSpec& m, int N) {
+  if (!(m.capacity_factor > 0)) return {};
+  const int E = m.experts;
+  std::vector<double> dropped(static_cast<size_t>(N), 0.0);
+  for (int r = 0; r < N; ++r) {
+    const auto row = counts.begin() + static_cast<std::ptrdiff_t>(r) * E;
+    const double cap = expert_capacity(m, std::accumulate(row, row + E, 0.0) / m.top_k);
+    for (auto c = row; c != row + E; ++c) {
+      if (*c > cap) {
+        dropped[static_cast<size_t>(r)] += *c - cap;
+        *c = cap;
+      }
+    }
+  }
+  return dropped;
+}
+
+LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecision& d, int N, int E, bool dense,
+                           double min_capacity) {
   LayerTraffic t;
   t.tokens.assign(static_cast<size_t>(N) * N, 0.0);
   t.work.assign(static_cast<size_t>(N) * E, 0.0);
@@ -67,7 +86,7 @@ LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecisio
   auto addressed = [&](int i, int j) { return holds[static_cast<size_t>(j)] && (G == 0 || i / G == j / G); };
   double most = 0;
   for (double x : t.tokens) most = std::max(most, x);
-  t.capacity = std::ceil(most);
+  t.capacity = std::max(std::ceil(most), min_capacity);
   for (int i = 0; i < N; ++i) {
     int n = 0;
     for (int j = 0; j < N; ++j) n += addressed(i, j);
@@ -164,7 +183,16 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     }
     const LayerDecision& dec = in.decisions[static_cast<size_t>(mi)];
     const std::vector<double>& counts = in.counts[static_cast<size_t>(mi)];
-    const LayerTraffic traffic = layer_traffic(counts, dec, N, E, m.dense_dispatch);
+    // The most tokens a rank has (dropped ones included): the einsums' S, and the capacity's.
+    const std::vector<double>* dropped = in.dropped.empty() ? nullptr : &in.dropped[static_cast<size_t>(mi)];
+    double tokens = 0;
+    for (int i = 0; i < N; ++i) {
+      double t = dropped ? (*dropped)[static_cast<size_t>(i)] : 0.0;
+      for (int e = 0; e < E; ++e) t += counts[static_cast<size_t>(i) * E + e];
+      tokens = std::max(tokens, t / m.top_k);
+    }
+    const double capacity_floor = m.capacity_factor > 0 ? expert_capacity(m, tokens) : 0.0;
+    const LayerTraffic traffic = layer_traffic(counts, dec, N, E, m.dense_dispatch, capacity_floor);
     const std::vector<double>& work = traffic.work;
 
     // Dispatch: rank i sends its tokens for expert e to e's replicas (or to every device, ideal); combine: back.
@@ -191,15 +219,9 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     const int comb_id = plan.add_collective(std::move(comb));
 
     // Dense dispatch (DeepSpeed-MoE, sched/flops.hpp): the masks and the "sec,sm->ecm" einsum over the padded
-    // buffers (inference is dropless, so the capacity is the padded one of layer_traffic).
+    // buffers (the capacity of layer_traffic), over all of the rank's tokens.
     OpCost dispatch_masks, dispatch_einsum;
     if (m.dense_dispatch) {
-      double tokens = 0;
-      for (int i = 0; i < N; ++i) {
-        double t = 0;
-        for (int e = 0; e < E; ++e) t += counts[static_cast<size_t>(i) * E + e];
-        tokens = std::max(tokens, t / m.top_k);
-      }
       dispatch_masks = dense_dispatch_masks_cost(m, tokens, traffic.capacity, traffic.slots);
       dispatch_einsum = dense_dispatch_einsum_cost(m, tokens, traffic.capacity, traffic.slots);
     }

@@ -27,10 +27,19 @@ struct InferenceBatchInput {
   std::vector<std::vector<double>> counts;
   std::vector<LayerDecision> decisions;  // per MoE layer
   double expert_param_bytes = 0;         // weights of one routed expert
+  // Per MoE layer: routed tokens the gate dropped per rank over the capacity (drop_over_capacity; empty: none).
+  // The dense einsums still run over all of a rank's tokens.
+  std::vector<std::vector<double>> dropped;
 };
 
 // Per-rank routed-token counts of one MoE layer of a batch: [rank * E + expert].
 std::vector<double> rank_expert_counts(const BatchRouting& b, int layer, int experts, int ranks);
+
+// With a capacity factor (model.capacity_factor > 0), the gate keeps at most C = ceil(cf * k * S / E) tokens per
+// expert from each rank of S tokens (S: its routed tokens / k) and drops the rest (DeepSpeed-MoE / GShard;
+// DeepSpeed's default for inference is cf 1.0 with dropping). Caps counts[r * E + e] in place and returns the
+// routed tokens dropped per rank; empty when dropless.
+std::vector<double> drop_over_capacity(std::vector<double>& counts, const ModelSpec& m, int ranks);
 
 Plan build_inference_plan(const InferenceBatchInput& in);
 
@@ -44,12 +53,14 @@ struct LayerTraffic {
   int slots = 0;
 };
 // Sparse dispatch moves and computes the routed tokens (all-to-all-v). Dense dispatch (DeepSpeed-MoE's einsums over
-// [tokens, experts, capacity]) pads every buffer to the capacity: dropless, DeepSpeed sets C to the most tokens any
+// [tokens, experts, capacity]) pads every buffer to the capacity: with a capacity factor C is fixed (min_capacity,
+// and more where a device receives more); dropless, DeepSpeed sets C to the most tokens any
 // rank sends one expert (max of the expert counts all-reduced over the group), every rank sends C tokens' worth to
 // every expert, and each expert computes all N * C rows, padding included. Under skew the whole layer grows with
 // the hottest expert, not only its device. Buffers are per destination device here (per expert in DeepSpeed; the
 // same when a device holds at most one expert): Lina's replicas and packed experts are addressed by device.
+// `min_capacity`: with a capacity factor every buffer is padded to at least its capacity (0: dropless).
 LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecision& d, int ranks, int experts,
-                           bool dense);
+                           bool dense, double min_capacity = 0);
 
 }  // namespace lina

@@ -299,7 +299,7 @@ RunResult run_inference(const InferenceInput& in) {
   std::vector<double> service, a2a_layer, moe_layer, idle;
   std::vector<std::vector<double>> a2a_per_layer(static_cast<size_t>(ML));
   int scheduled = 0, hits = 0, hits_ordered = 0, checked = 0, resched = 0;
-  double loads = 0;
+  double loads = 0, dropped = 0, routed = 0;
   int64_t batches = 0;
   double cached_tokens = -1;
   ModelCost cost;
@@ -321,6 +321,11 @@ RunResult run_inference(const InferenceInput& in) {
     std::vector<double> actual(static_cast<size_t>(E));
     for (int l = 0; l < ML; ++l) {
       bi.counts.push_back(rank_expert_counts(b, l, E, N));
+      routed += std::accumulate(bi.counts.back().begin(), bi.counts.back().end(), 0.0);
+      if (std::vector<double> d = drop_over_capacity(bi.counts.back(), m, N); !d.empty()) {
+        for (double x : d) dropped += x;
+        bi.dropped.push_back(std::move(d));
+      }
       std::fill(actual.begin(), actual.end(), 0.0);
       const auto& c = bi.counts.back();
       for (int r = 0; r < N; ++r) {
@@ -476,6 +481,8 @@ RunResult run_inference(const InferenceInput& in) {
     out.metrics["estimate_accuracy_ordered"] = static_cast<double>(hits_ordered) / scheduled;
   }
   if (checked > 0) out.metrics["phase2_rate"] = static_cast<double>(resched) / checked;
+  // With a capacity factor the gate drops what exceeds an expert's capacity: the share of routed tokens it dropped.
+  if (m.capacity_factor > 0) out.metrics["dropped_token_share"] = routed > 0 ? dropped / routed : 0.0;
   nlohmann::json tail = nlohmann::json::array(), pop = nlohmann::json::array();
   for (const auto& v : a2a_per_layer) tail.push_back(percentile(v, 0.95));
   for (int l = 0; l < ML; ++l) {

@@ -7,6 +7,7 @@
 #include "sched/inference_placement.hpp"
 #include "sched/inference_plan.hpp"
 #include "sched/inference_scheduler.hpp"
+#include "sched/model_spec.hpp"
 
 namespace lina {
 namespace {
@@ -45,6 +46,36 @@ TEST(InferencePlan, DenseDispatchPadsEveryBufferToTheHottest) {
   EXPECT_EQ(t.slots, 4);
   for (double x : t.tokens) EXPECT_DOUBLE_EQ(x, 12);
   for (int j = 0; j < N; ++j) EXPECT_DOUBLE_EQ(at(t.work, j, j, E), 48) << j;
+}
+
+TEST(InferencePlan, ACapacityFactorDropsWhatExceedsTheCapacityAndPadsToIt) {
+  // Each rank's capacity comes from its own S (DeepSpeed computes it locally): ranks 0-2 route 16 tokens (top-1),
+  // C = ceil(1.0 * 16 / 4) = 4, and drop 10 - 4 = 6 tokens of expert 0; rank 3 routes 18, C = ceil(4.5) = 5, and
+  // drops 12 - 5 = 7.
+  ModelSpec m;
+  m.experts = E;
+  m.top_k = 1;
+  m.capacity_factor = 1.0;
+  std::vector<double> c = skewed_counts();
+  const std::vector<double> dropped = drop_over_capacity(c, m, N);
+  EXPECT_EQ(dropped, (std::vector<double>{6, 6, 6, 7}));
+  for (int r = 0; r < N; ++r) {
+    EXPECT_DOUBLE_EQ(at(c, r, 0, E), r == 3 ? 5 : 4);
+    EXPECT_DOUBLE_EQ(at(c, r, 1, E), 2);
+  }
+  LayerDecision d;
+  d.placement = static_placement(E, N);
+  const LayerTraffic t = layer_traffic(c, d, N, E, true, 4);
+  EXPECT_EQ(t.capacity, 5);  // rank 3's 5 tokens for expert 0 set it above the floor
+  for (double x : t.tokens) EXPECT_DOUBLE_EQ(x, 5);
+  // Padded to the capacity even where fewer tokens are routed.
+  const LayerTraffic light = layer_traffic(std::vector<double>(N * E, 1.0), d, N, E, true, 4);
+  EXPECT_EQ(light.capacity, 4);
+  // Dropless (capacity factor 0): nothing dropped, nothing changed.
+  m.capacity_factor = 0;
+  std::vector<double> same = skewed_counts();
+  EXPECT_TRUE(drop_over_capacity(same, m, N).empty());
+  EXPECT_EQ(same, skewed_counts());
 }
 
 TEST(InferencePlan, DenseDispatchPadsPerDeviceUnderAReplicatedPlacement) {
