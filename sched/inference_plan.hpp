@@ -53,13 +53,13 @@ struct LayerTraffic {
   int slots = 0;
 };
 // Sparse dispatch moves and computes the routed tokens (all-to-all-v). Dense dispatch (DeepSpeed-MoE's einsums over
-// [tokens, experts, capacity]) pads every buffer to the capacity: with a capacity factor C is fixed (min_capacity,
-// and more where a device receives more); dropless, DeepSpeed sets C to the most tokens any
-// rank sends one expert (max of the expert counts all-reduced over the group), every rank sends C tokens' worth to
-// every expert, and each expert computes all N * C rows, padding included. Under skew the whole layer grows with
-// the hottest expert, not only its device. Buffers are per destination device here (per expert in DeepSpeed; the
-// same when a device holds at most one expert): Lina's replicas and packed experts are addressed by device.
-// `min_capacity`: with a capacity factor every buffer is padded to at least its capacity (0: dropless).
+// [tokens, experts, capacity]) pads every buffer to the capacity C. With a capacity factor, C is `min_capacity`
+// (more where a device receives more, as a packed or replicated placement can). Dropless (min_capacity 0), DeepSpeed
+// sets C to the most tokens any rank sends one expert (max of the expert counts all-reduced over the group). Every
+// rank sends C tokens' worth to every expert, and each expert computes all N * C rows, padding included: under skew
+// the whole layer grows with the hottest expert, not only its device. Buffers are per destination device here (per
+// expert in DeepSpeed; the same when a device holds at most one expert): Lina's replicas and packed experts are
+// addressed by device.
 LayerTraffic layer_traffic(const std::vector<double>& counts, const LayerDecision& d, int ranks, int experts,
                            bool dense, double min_capacity = 0);
 

@@ -101,9 +101,8 @@ const std::vector<ParamDef>& model_params() {
       integer("model.top_k", 2, "experts each token is routed to", 1, 1 << 10),
       number("model.capacity_factor", 1.0,
              "expert capacity factor C: an expert takes at most ceil(C * tokens * top_k / E) tokens and dispatch "
-             "buffers are padded to it (DeepSpeed-MoE; tokens over it are dropped, in training and inference); 0: no "
-             "limit "
-             "(dropless)",
+             "buffers are padded to it (DeepSpeed-MoE; the tokens over it are dropped, in training and inference); "
+             "0: no limit (dropless)",
              0, 1e6),
       choice("model.dispatch", {"sparse", "dense"}, "sparse",
              "token dispatch in the MoE layer: sparse (gather kernels: Tutel, Megatron, vLLM) or dense "
