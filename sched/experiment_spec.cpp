@@ -267,10 +267,15 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
     }
     Reference ref;
     ref.where = x.value("where", json::object());
-    if (!ref.where.is_object()) bad("\"where\" must be an object of sweep path -> value");
-    if (!x.contains("policy") || !x["policy"].is_string()) bad("\"policy\" must be a policy label");
-    if (!x.contains("metric") || !x["metric"].is_string()) bad("\"metric\" must be a metric name");
-    if (!x.contains("value") || !x["value"].is_number()) bad("\"value\" must be a number");
+    auto field = [&](const char* k, const std::string& what) {
+      throw InputError(format_location(path, ptr + "/" + k, what));
+    };
+    if (!ref.where.is_object()) field("where", "expected an object of sweep path -> value");
+    if (!x.contains("policy") || !x["policy"].is_string()) field("policy", "expected a policy label (string)");
+    if (!x.contains("metric") || !x["metric"].is_string()) field("metric", "expected a metric name (string)");
+    if (!x.contains("value") || !x["value"].is_number()) field("value", "expected a number");
+    if (x.contains("source") && !x["source"].is_string())
+      field("source", "expected a string (where the number comes from)");
     ref.policy = x["policy"].get<std::string>();
     ref.metric = x["metric"].get<std::string>();
     ref.value = x["value"].get<double>();
@@ -323,6 +328,9 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
     }
     PolicyConfig c;
     c.name = p["name"].get<std::string>();
+    if (p.contains("label") && !p["label"].is_string()) {
+      throw InputError(format_location(path, ptr + "/label", "expected a string (the name shown in tables)"));
+    }
     c.label = p.value("label", c.name);
     c.params = p;
     c.pointer = ptr;

@@ -240,6 +240,15 @@ TEST_F(ExperimentSpecTest, ErrorClassesNameFileAndPointer) {
   EXPECT_TRUE(error_of(f).starts_with(f + ": /policies/1: two policies are labelled 'lina'"));
   f = write_spec({{"sweep", {{"model.experts", json::array()}}}}, "sweep.json");
   EXPECT_EQ(error_of(f), f + ": /sweep/model.experts: expected a non-empty list of values");
+  // Fields of the wrong JSON type are input errors at their pointer, not a library exception.
+  f = write_spec({{"policies", json::array({{{"name", "lina"}, {"label", 3}}})}}, "label.json");
+  EXPECT_EQ(error_of(f), f + ": /policies/0/label: expected a string (the name shown in tables)");
+  f = write_spec(
+      {{"reference", json::array({{{"policy", "lina"}, {"metric", "step_time_s"}, {"value", 1}, {"source", 0}}})}},
+      "source.json");
+  EXPECT_EQ(error_of(f), f + ": /reference/0/source: expected a string (where the number comes from)");
+  f = write_spec({{"reference", json::array({{{"policy", "lina"}, {"metric", 7}, {"value", 1}}})}}, "metric.json");
+  EXPECT_EQ(error_of(f), f + ": /reference/0/metric: expected a metric name (string)");
 }
 
 TEST_F(ExperimentSpecTest, FileNotFoundAndMalformed) {
