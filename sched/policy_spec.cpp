@@ -78,8 +78,9 @@ const std::vector<ParamDef>& policy_params() {
          D::kBytes,
          "30MB",
          "lina: micro-op size (paper 4.1: 30 MB); gradients are cut into equal chunks of it, and so is each rank's "
-         "all-to-all buffer when pipelining (at most 64 chunks)",
-         1,
+         "all-to-all buffer when pipelining (at most 64 chunks). At least 64 KiB: smaller micro-ops are all launch "
+         "latency, and cutting gigabytes of gradients into them would make a plan of millions of tasks",
+         65536,
          kNoMax,
          {}},
         {"policy.micro_op_fusion",
