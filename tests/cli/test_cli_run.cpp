@@ -283,6 +283,22 @@ TEST_F(CliTest, BadCommandLines) {
   EXPECT_NE(r.out.find("--set"), std::string::npos);
 }
 
+TEST_F(CliTest, ErrorsQuotingCorruptBytesStayPrintable) {
+  // The JSON parser's message quotes what it last read: here a stray 0xf9 byte and a newline inside a JSON line of
+  // a trace. The error is one line, and those bytes are written as \xNN; valid UTF-8 passes.
+  const std::string f = write("bad.jsonl", std::string("{\"a\": [1, \xf9\x01]}\n"));
+  Result r = lina({"trace", "info", f});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_NE(r.err.find("\\xf9"), std::string::npos) << r.err;
+  for (char c : r.err.substr(0, r.err.size() - 1)) {
+    EXPECT_TRUE(static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x80) << r.err;
+  }
+  r = lina({"run", write("caf\xc3\xa9.json", "{")});  // a UTF-8 file name is kept as it is
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("caf\xc3\xa9.json"), std::string::npos) << r.err;
+}
+
 TEST(Cli, Version) {
   Result r = lina({"--version"});
   EXPECT_EQ(r.code, 0);
