@@ -299,6 +299,51 @@ TEST_F(CliTest, ErrorsQuotingCorruptBytesStayPrintable) {
   EXPECT_NE(r.err.find("caf\xc3\xa9.json"), std::string::npos) << r.err;
 }
 
+// Every leaf of a small training and a small inference spec, replaced in turn by values of the wrong type or out
+// of range (a deterministic walk, not a random fuzz): each run either succeeds or fails with exit code 2 and one
+// "lina run: error: " line, never an internal error, a crash or a hang.
+TEST_F(CliTest, EveryLeafOfASpecAcceptsOrRejectsBadValuesCleanly) {
+  json inference = json::parse(R"({
+    "name": "small-inference", "mode": "inference",
+    "cluster": {"nodes": 2, "gpus_per_node": 2, "gpu": "A100-40GB", "nic": {"per": "node", "bandwidth": "100Gbps"}},
+    "model": {"base": "transformer-xl", "layers": 2, "experts": 4, "top_k": 1, "capacity_factor": 1.0,
+              "dispatch": "dense"},
+    "workload": {"batch_size": 2, "seq_len": 32, "batches": 2,
+                 "routing": {"kind": "zipf", "zipf_s": 1.0, "rho": 0.3, "profile_batches": 2}},
+    "policies": [{"name": "deepspeed"}, {"name": "lina", "path_length": 1, "label": "l"}],
+    "reference": [{"policy": "l", "metric": "latency_p50_s", "value": 1, "source": "s"}]
+  })");
+  json training = small_spec();
+  training["policies"][1]["micro_op_size"] = "1MB";
+  const std::vector<json> bad = {json(nullptr), json(-1),       json(0),    json(1e300),  json("x"),
+                                 json::array(), json::object(), json(true), json("-1MB"), json(2.5)};
+  int runs = 0, ok = 0;
+  for (const json* spec : {&training, &inference}) {
+    const json flat = spec->flatten();
+    for (const auto& [pointer, value] : flat.items()) {
+      for (const json& v : bad) {
+        if (pointer == "/mode") continue;
+        json mutated = *spec;
+        mutated[json::json_pointer(pointer)] = v;
+        const std::string f = write("leaf.json", mutated.dump());
+        Result r = lina({"run", f, "-o", (dir_ / "o").string(), "--no-plot"});
+        ++runs;
+        SCOPED_TRACE(pointer + " = " + v.dump());
+        ASSERT_TRUE(r.code == 0 || r.code == 2) << r.code << " " << r.err;
+        if (r.code == 2) {
+          EXPECT_EQ(r.err.rfind("lina run: error: ", 0), 0u) << r.err;
+          EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+        }
+        ok += r.code == 0;
+      }
+    }
+  }
+  // Both outcomes occur: some bad values are accepted (a label of "x", a larger batch), most are rejected.
+  EXPECT_GT(runs, 400);
+  EXPECT_GT(ok, 10);
+  EXPECT_LT(ok, runs / 2);
+}
+
 TEST(Cli, Version) {
   Result r = lina({"--version"});
   EXPECT_EQ(r.code, 0);
