@@ -32,20 +32,19 @@ PointResult point_from_json(const nlohmann::json& j) {
 
 void add_speedups(PointResult& p) {
   if (p.policies.empty()) return;
-  const char* key = p.policies[0].metrics.count("step_time_s") ? "step_time_s" : "latency_p50_s";
-  double ref = p.policies[0].metrics[key];
-  for (auto& m : p.policies) {
-    double t = m.metrics[key];
-    m.metrics["speedup_vs_first"] = t > 0 ? ref / t : 0;
-  }
-  // Inference: the tail speedup too (the Lina paper reports p95 beside the median).
-  if (p.policies[0].metrics.count("latency_p95_s")) {
-    double ref95 = p.policies[0].metrics["latency_p95_s"];
+  // first policy's value / this policy's, for a time metric the first policy reports.
+  auto ratio = [&](const char* time_key, const char* speedup_key) {
+    if (!p.policies[0].metrics.count(time_key)) return;
+    const double ref = p.policies[0].metrics[time_key];
     for (auto& m : p.policies) {
-      double t = m.metrics["latency_p95_s"];
-      m.metrics["speedup_p95_vs_first"] = t > 0 ? ref95 / t : 0;
+      const double t = m.metrics[time_key];
+      m.metrics[speedup_key] = t > 0 ? ref / t : 0;
     }
-  }
+  };
+  ratio(p.policies[0].metrics.count("step_time_s") ? "step_time_s" : "latency_p50_s", "speedup_vs_first");
+  // Inference: the tail too (the Lina paper reports p95 beside the median, and the tail all-to-all).
+  ratio("latency_p95_s", "speedup_p95_vs_first");
+  ratio("a2a_tail_time_s", "a2a_tail_speedup_vs_first");
 }
 
 std::vector<ReferenceRow> compare_references(const nlohmann::json& references, const std::vector<PointResult>& points) {

@@ -28,7 +28,8 @@ struct PointResult {
 nlohmann::json point_to_json(const PointResult& p);
 PointResult point_from_json(const nlohmann::json& j);
 
-// Adds speedup_vs_first (the first policy's time over each policy's: step_time_s or latency_p50_s).
+// Adds speedup_vs_first (the first policy's time over each policy's: step_time_s or latency_p50_s) and, for
+// inference, speedup_p95_vs_first (latency_p95_s) and a2a_tail_speedup_vs_first (a2a_tail_time_s).
 void add_speedups(PointResult& p);
 
 // The experiment's published references beside the simulated means (and, as JSON, for results.json).

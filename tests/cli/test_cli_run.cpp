@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/report.hpp"
 
 namespace {
 
@@ -342,6 +343,28 @@ TEST_F(CliTest, EveryLeafOfASpecAcceptsOrRejectsBadValuesCleanly) {
   EXPECT_GT(runs, 400);
   EXPECT_GT(ok, 10);
   EXPECT_LT(ok, runs / 2);
+}
+
+TEST(Cli, SpeedupsAreTheFirstPolicysTimeOverEachPolicys) {
+  lina::cli::PointResult p;
+  p.policies.push_back(
+      {"deepspeed", "deepspeed", {{"latency_p50_s", 4.0}, {"latency_p95_s", 6.0}, {"a2a_tail_time_s", 2.0}}, {}});
+  p.policies.push_back(
+      {"lina", "lina", {{"latency_p50_s", 2.0}, {"latency_p95_s", 4.0}, {"a2a_tail_time_s", 0.5}}, {}});
+  lina::cli::add_speedups(p);
+  const auto& m = p.policies[1].metrics;
+  EXPECT_DOUBLE_EQ(m.at("speedup_vs_first"), 2.0);
+  EXPECT_DOUBLE_EQ(m.at("speedup_p95_vs_first"), 1.5);
+  EXPECT_DOUBLE_EQ(m.at("a2a_tail_speedup_vs_first"), 4.0);
+  EXPECT_DOUBLE_EQ(p.policies[0].metrics.at("a2a_tail_speedup_vs_first"), 1.0);
+  // Training has none of the inference ones.
+  lina::cli::PointResult t;
+  t.policies.push_back({"deepspeed", "deepspeed", {{"step_time_s", 3.0}}, {}});
+  t.policies.push_back({"lina", "lina", {{"step_time_s", 2.0}}, {}});
+  lina::cli::add_speedups(t);
+  EXPECT_DOUBLE_EQ(t.policies[1].metrics.at("speedup_vs_first"), 1.5);
+  EXPECT_EQ(t.policies[1].metrics.count("speedup_p95_vs_first"), 0u);
+  EXPECT_EQ(t.policies[1].metrics.count("a2a_tail_speedup_vs_first"), 0u);
 }
 
 TEST(Cli, Version) {
