@@ -77,13 +77,12 @@ PointResult run_point(const ExperimentSpec& e, const SweepPoint& sp, const std::
     if (ps.policies[ideal].name != "ideal") continue;
     for (size_t i = 0; i < runs.size(); ++i) {
       if (i == ideal) continue;
-      std::vector<double> s = sim::a2a_bwd_slowdowns(runs[i], runs[ideal]);
+      const auto [s, c] = sim::a2a_bwd_slowdowns(runs[i], runs[ideal]);
       if (s.empty()) continue;
       auto& m = pr.policies[i].metrics;
       m["a2a_bwd_slowdown_p50"] = s[(s.size() - 1) / 2];
       m["a2a_bwd_slowdown_max"] = s.back();
       // Figure 3 proper: the all-to-alls that met a concurrent allreduce, and how many of them did.
-      std::vector<double> c = sim::a2a_bwd_slowdowns(runs[i], runs[ideal], true);
       m["a2a_bwd_contended_share"] = static_cast<double>(c.size()) / static_cast<double>(s.size());
       if (!c.empty()) {
         m["a2a_bwd_contended_slowdown_p50"] = c[(c.size() - 1) / 2];

@@ -99,7 +99,7 @@ const std::vector<ParamDef>& policy_params() {
          "all-to-all / expert-compute pipelining chunks; 0: policy default (lina: the all-to-all buffer over "
          "micro_op_size; tutel: adaptive among 1, 2, 4, 8)",
          0,
-         64,
+         kMaxPipelineDegree,
          {}},
         {"policy.packing",
          T::kString,

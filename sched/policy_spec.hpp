@@ -11,6 +11,9 @@
 
 namespace lina {
 
+// The most all-to-all / expert-compute chunks a policy pipelines (`pipeline_degree`, and Lina's micro-ops).
+inline constexpr int kMaxPipelineDegree = 64;
+
 struct PolicySpec {
   std::string name;   // one of training_policy_names() or inference_policy_names()
   std::string label;  // shown in tables (defaults to name; must be unique within an experiment)

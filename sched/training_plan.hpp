@@ -79,9 +79,8 @@ double balanced_a2a_bytes_per_rank(const ModelSpec& m, const WorkloadSpec& w);
 
 // Lina's all-to-all micro-ops (paper 4.1-4.2, DESIGN.md 3.1): the rank's all-to-all buffer is cut into equal
 // micro-ops of the same size as the allreduce micro-ops, and the expert computation of each runs as soon as it
-// arrives. The number of chunks is ceil(buffer / micro_op_bytes), at least 1 and at most kMaxPipelineDegree (the
-// limit of `pipeline_degree`; a size that would cut finer is reported through the `pipeline_degree` metric).
-inline constexpr int kMaxPipelineDegree = 64;
+// arrives. The number of chunks is ceil(buffer / micro_op_bytes), at least 1 and at most kMaxPipelineDegree
+// (sched/policy_spec.hpp; a size that would cut finer is reported through the `pipeline_degree` metric).
 int lina_pipeline_degree(const ModelSpec& m, const WorkloadSpec& w, double micro_op_bytes);
 
 }  // namespace lina

@@ -323,7 +323,7 @@ RunResult run_inference(const InferenceInput& in) {
       bi.counts.push_back(rank_expert_counts(b, l, E, N));
       routed += std::accumulate(bi.counts.back().begin(), bi.counts.back().end(), 0.0);
       if (std::vector<double> d = drop_over_capacity(bi.counts.back(), m, N); !d.empty()) {
-        for (double x : d) dropped += x;
+        dropped += std::accumulate(d.begin(), d.end(), 0.0);
         bi.dropped.push_back(std::move(d));
       }
       std::fill(actual.begin(), actual.end(), 0.0);

@@ -254,15 +254,15 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
   };
 }
 
-std::vector<double> a2a_bwd_slowdowns(const RunResult& run, const RunResult& reference, bool contended_only) {
+A2aSlowdowns a2a_bwd_slowdowns(const RunResult& run, const RunResult& reference) {
   const Plan &a = run.plan, &b = reference.plan;
-  std::vector<double> out;
+  A2aSlowdowns out;
   if (a.tasks.size() != b.tasks.size() || a.collectives.size() != b.collectives.size()) return out;
   int last_step = 0;
   for (const auto& t : a.tasks) last_step = std::max(last_step, t.step);
   // Gradient synchronisation intervals per rank in `run` (allreduce, or its reduce-scatter / all-gather parts).
   std::vector<std::vector<std::pair<Time, Time>>> syncs(static_cast<size_t>(a.ranks));
-  for (size_t i = 0; contended_only && i < a.tasks.size(); ++i) {
+  for (size_t i = 0; i < a.tasks.size(); ++i) {
     const Task& t = a.tasks[i];
     if (t.kind != TaskKind::kComm || t.role != Role::kGradSync) continue;
     const TaskRecord& r = run.timeline.records[i];
@@ -282,11 +282,13 @@ std::vector<double> a2a_bwd_slowdowns(const RunResult& run, const RunResult& ref
     if (x.kind != TaskKind::kComm || x.phase != Phase::kBackward || x.step != last_step) continue;
     if (a.collectives[static_cast<size_t>(x.collective)].kind != CommKind::kAllToAll) continue;
     const TaskRecord &ra = run.timeline.records[i], &rb = reference.timeline.records[i];
-    if (contended_only && !contended(x, ra)) continue;
     double da = (ra.end - ra.start).seconds(), db = (rb.end - rb.start).seconds();
-    if (db > 0) out.push_back(da / db);
+    if (db <= 0) continue;
+    out.all.push_back(da / db);
+    if (contended(x, ra)) out.contended.push_back(da / db);
   }
-  std::sort(out.begin(), out.end());
+  std::sort(out.all.begin(), out.all.end());
+  std::sort(out.contended.begin(), out.contended.end());
   return out;
 }
 

@@ -41,9 +41,12 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
 
 // The Lina paper's Figure 3: how much longer each backward all-to-all of the last step took in `run` than in
 // `reference` (the ideal bound, where allreduce never slows an all-to-all). Needs the same plan structure (same
-// layout and chunks); returns the per-task ratios, sorted, or nothing when the plans differ. `contended_only` keeps
-// the all-to-alls that ran, in `run`, while a gradient allreduce ran on the same rank: the paper's figure measures
-// the slowdown "by a concurrent allreduce", which the others did not meet.
-std::vector<double> a2a_bwd_slowdowns(const RunResult& run, const RunResult& reference, bool contended_only = false);
+// layout and chunks); each list is sorted, both empty when the plans differ. `contended` keeps the all-to-alls that
+// ran, in `run`, while a gradient allreduce ran on the same rank: the paper's figure measures the slowdown "by a
+// concurrent allreduce", which the others did not meet.
+struct A2aSlowdowns {
+  std::vector<double> all, contended;
+};
+A2aSlowdowns a2a_bwd_slowdowns(const RunResult& run, const RunResult& reference);
 
 }  // namespace lina::sim
