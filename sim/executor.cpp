@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <deque>
 #include <stdexcept>
 
 namespace lina::sim {
@@ -15,12 +14,15 @@ struct Executor::State : Launcher {
   RuntimeScheduler& scheduler;
   Timeline tl;
 
-  // Per task: dependencies still pending; dependents (reverse edges).
+  // Per task: dependencies still pending; dependents (reverse edges) in compressed rows: the dependents of task i
+  // are dependents[dependents_at[i] .. dependents_at[i + 1]). Flat arrays: a plan of thousands of tasks is built
+  // once per inference batch, and per-task vectors made allocation a fifth of the run.
   std::vector<int> pending_deps;
-  std::vector<std::vector<int>> dependents;
+  std::vector<int> dependents_at, dependents;
   std::vector<uint8_t> done, reported;
-  // Per rank and stream: issue-order queue of tasks and whether the head is running.
-  std::vector<std::deque<int>> queues;  // index rank * kStreamCount + stream
+  // Per rank and stream: its tasks in issue order (queue_tasks[queue_at[q] ..]), the position of the head and whether
+  // it is running.
+  std::vector<int> queue_at, queue_tasks, head;  // q = rank * kStreamCount + stream
   std::vector<uint8_t> busy;
   // Per collective: participants launched so far, parts left.
   std::vector<int> launched, parts_left;
@@ -31,19 +33,33 @@ struct Executor::State : Launcher {
   State(Engine& e, CollectiveBackend& c, const ExecutorOptions& o, const Plan& p, RuntimeScheduler& s)
       : engine(e), collectives(c), options(o), plan(p), scheduler(s) {
     const size_t n = plan.tasks.size();
+    const size_t nq = static_cast<size_t>(plan.ranks) * kStreamCount;
     pending_deps.resize(n);
-    dependents.resize(n);
     done.assign(n, 0);
     reported.assign(n, 0);
     tl.records.resize(n);
-    queues.resize(static_cast<size_t>(plan.ranks) * kStreamCount);
-    busy.assign(queues.size(), 0);
+    // Counting sort into rows, in task order, so dependents and queues keep the order of a push_back per task.
+    dependents_at.assign(n + 1, 0);
+    queue_at.assign(nq + 1, 0);
     for (size_t i = 0; i < n; ++i) {
       const Task& t = plan.tasks[i];
       pending_deps[i] = static_cast<int>(t.deps.size());
-      for (int d : t.deps) dependents[static_cast<size_t>(d)].push_back(static_cast<int>(i));
-      queues[queue_of(t)].push_back(static_cast<int>(i));
+      for (int d : t.deps) ++dependents_at[static_cast<size_t>(d) + 1];
+      ++queue_at[queue_of(t) + 1];
     }
+    for (size_t i = 0; i < n; ++i) dependents_at[i + 1] += dependents_at[i];
+    for (size_t q = 0; q < nq; ++q) queue_at[q + 1] += queue_at[q];
+    dependents.resize(static_cast<size_t>(dependents_at[n]));
+    queue_tasks.resize(n);
+    std::vector<int> fill_dep(dependents_at.begin(), dependents_at.end() - 1);
+    head.assign(queue_at.begin(), queue_at.end() - 1);
+    for (size_t i = 0; i < n; ++i) {
+      const Task& t = plan.tasks[i];
+      for (int d : t.deps) dependents[static_cast<size_t>(fill_dep[static_cast<size_t>(d)]++)] = static_cast<int>(i);
+      queue_tasks[static_cast<size_t>(head[queue_of(t)]++)] = static_cast<int>(i);
+    }
+    head.assign(queue_at.begin(), queue_at.end() - 1);
+    busy.assign(nq, 0);
     launched.assign(plan.collectives.size(), 0);
     launched_tasks.resize(plan.collectives.size());
     position_scratch.assign(static_cast<size_t>(plan.ranks), -1);
@@ -57,10 +73,12 @@ struct Executor::State : Launcher {
     return static_cast<size_t>(t.rank) * kStreamCount + static_cast<size_t>(t.stream);
   }
 
+  bool queue_empty(size_t q) const { return head[q] == queue_at[q + 1]; }
+
   // Starts the head of a stream if it is idle and the head's dependencies are done.
   void poke(size_t q) {
-    if (busy[q] || queues[q].empty()) return;
-    int id = queues[q].front();
+    if (busy[q] || queue_empty(q)) return;
+    int id = queue_tasks[static_cast<size_t>(head[q])];
     if (pending_deps[static_cast<size_t>(id)] > 0) return;
     const Task& t = plan.tasks[static_cast<size_t>(id)];
     busy[q] = 1;
@@ -108,10 +126,11 @@ struct Executor::State : Launcher {
     done[static_cast<size_t>(id)] = 1;
     ++finished;
     size_t q = queue_of(t);
-    queues[q].pop_front();
+    ++head[q];
     busy[q] = 0;
     scheduler.on_task_finish(id, engine.now());
-    for (int d : dependents[static_cast<size_t>(id)]) {
+    for (int i = dependents_at[static_cast<size_t>(id)]; i < dependents_at[static_cast<size_t>(id) + 1]; ++i) {
+      const int d = dependents[static_cast<size_t>(i)];
       if (--pending_deps[static_cast<size_t>(d)] == 0) poke(queue_of(plan.tasks[static_cast<size_t>(d)]));
     }
     poke(q);
@@ -125,15 +144,15 @@ Timeline Executor::run(const Plan& plan, RuntimeScheduler& scheduler) {
   validate_plan(plan);
   State s(engine_, collectives_, options_, plan, scheduler);
   scheduler.attach(plan, s);
-  for (size_t q = 0; q < s.queues.size(); ++q) s.poke(q);
+  for (size_t q = 0; q < s.busy.size(); ++q) s.poke(q);
   engine_.run();
   if (s.finished != plan.tasks.size()) {
-    for (size_t q = 0; q < s.queues.size(); ++q) {
-      if (!s.queues[q].empty()) {
+    for (size_t q = 0; q < s.busy.size(); ++q) {
+      if (!s.queue_empty(q)) {
         throw std::logic_error(
             fmt::format("executor deadlock: {} of {} tasks finished; rank {} {} stream waits on '{}'", s.finished,
                         plan.tasks.size(), q / kStreamCount, stream_name(static_cast<Stream>(q % kStreamCount)),
-                        plan.task_name(s.queues[q].front())));
+                        plan.task_name(s.queue_tasks[static_cast<size_t>(s.head[q])])));
       }
     }
   }
