@@ -4,10 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <stop_token>
+#include <thread>
 
 #include "sched/error.hpp"
 #include "sched/inference_estimator.hpp"
@@ -22,6 +27,73 @@
 
 namespace lina::sim {
 namespace {
+
+// ---- the batch pipeline ----
+
+// A batch ready to simulate: its plan and the scheduler's decision at every MoE layer (the per-layer CSV reports
+// them).
+struct PreparedBatch {
+  Plan plan;
+  std::vector<LayerDecision> decisions;
+};
+
+// Calls `prepare` (fills the next batch; false at the end) on a second thread, at most kAhead batches ahead of the
+// consumer, or in next() itself when `threaded` is false. Batches come out in order either way. An exception thrown
+// by `prepare` reaches the consumer after the batches prepared before it, as it would without the thread.
+class BatchPipeline {
+ public:
+  using Prepare = std::function<bool(PreparedBatch&)>;
+
+  BatchPipeline(Prepare prepare, bool threaded) : prepare_(std::move(prepare)) {
+    if (threaded) worker_ = std::jthread([this](std::stop_token stop) { produce(stop); });
+  }
+
+  bool next(PreparedBatch& out) {
+    if (!worker_.joinable()) return prepare_(out);
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [&] { return !queue_.empty() || finished_; });
+    if (queue_.empty()) {
+      if (error_) std::rethrow_exception(error_);
+      return false;
+    }
+    out = std::move(queue_.front());
+    queue_.pop_front();
+    space_.notify_one();
+    return true;
+  }
+
+ private:
+  static constexpr size_t kAhead = 2;
+
+  void produce(std::stop_token stop) {
+    try {
+      for (;;) {
+        PreparedBatch job;
+        if (!prepare_(job)) break;
+        std::unique_lock lock(mutex_);
+        // Stopped (the consumer gave up, e.g. on an exception): return; the destructor joins.
+        if (!space_.wait(lock, stop, [&] { return queue_.size() < kAhead; })) return;
+        queue_.push_back(std::move(job));
+        ready_.notify_one();
+      }
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      error_ = std::current_exception();
+    }
+    std::lock_guard lock(mutex_);
+    finished_ = true;
+    ready_.notify_one();
+  }
+
+  Prepare prepare_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::condition_variable_any space_;
+  std::deque<PreparedBatch> queue_;
+  bool finished_ = false;
+  std::exception_ptr error_;
+  std::jthread worker_;  // declared last: stopped and joined before the members it uses go away
+};
 
 // ---- routing sources ----
 
@@ -300,12 +372,18 @@ RunResult run_inference(const InferenceInput& in) {
   std::vector<std::vector<double>> a2a_per_layer(static_cast<size_t>(ML));
   int scheduled = 0, hits = 0, hits_ordered = 0, checked = 0, resched = 0;
   double loads = 0, dropped = 0, routed = 0;
-  int64_t batches = 0;
+  int64_t batches = 0, prepared = 0;
   double cached_tokens = -1;
   ModelCost cost;
-  while (src.eval->next(b)) {
+  // Preparing a batch (its routing, the scheduler's decisions at every gate, the plan) does not depend on how earlier
+  // batches ran: the decisions depend only on routing and residency. So a second thread prepares batch n+1 while
+  // this one simulates batch n (BatchPipeline); the batches are still simulated one by one, in order, and the results
+  // are the same with or without it.
+  auto prepare = [&](PreparedBatch& job) -> bool {
+    if (!src.eval->next(b)) return false;
     if (b.layers != ML)
-      throw InputError(fmt::format("batch {} has {} MoE layers, the model {}", batches, b.layers, ML));
+      throw InputError(fmt::format("batch {} has {} MoE layers, the model {}", prepared, b.layers, ML));
+    ++prepared;
     const double tokens_per_rank = static_cast<double>(b.tokens) / N;
     if (tokens_per_rank != cached_tokens) {
       cost = model_cost(m, tokens_per_rank, static_cast<double>(in.workload.seq_len));
@@ -341,8 +419,16 @@ RunResult run_inference(const InferenceInput& in) {
       loads += static_cast<double>(d.blocking_loads.size() + d.next_phase1_loads.size());
       bi.decisions.push_back(std::move(d));
     }
-    Plan plan = build_inference_plan(bi);
-
+    job.plan = build_inference_plan(bi);
+    job.decisions = std::move(bi.decisions);
+    return true;
+  };
+  // The hardware backend runs the plan while the scheduler object is in use: no second thread there.
+  BatchPipeline pipeline(prepare, in.pipeline && !in.execute);
+  PreparedBatch job;
+  while (pipeline.next(job)) {
+    Plan& plan = job.plan;
+    const std::vector<LayerDecision>& decisions = job.decisions;
     Timeline tl;
     if (in.execute) {
       tl = in.execute(plan, sched);
@@ -410,8 +496,8 @@ RunResult run_inference(const InferenceInput& in) {
       v.resize(static_cast<size_t>(N), 0);
       auto [mn, mx] = std::minmax_element(v.begin(), v.end());
       idle.push_back(len > 0 ? static_cast<double>(*mx - *mn) / len : 0.0);
-      if (in.record_links && moe_index < bi.decisions.size()) {
-        const LayerDecision& d = bi.decisions[moe_index];
+      if (in.record_links && moe_index < decisions.size()) {
+        const LayerDecision& d = decisions[moe_index];
         const double disp = dispatch_s[layer], all = a2a[layer];
         auto flag = [&](bool known, bool v) { return known ? (v ? "1" : "0") : ""; };
         out.layers_csv +=

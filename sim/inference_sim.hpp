@@ -14,8 +14,9 @@
 // evaluated ones: generated before them, or `profile_trace`, or the first half of the trace (then the evaluation
 // replays the second half).
 //
-// Inference is dropless: every routed token is served (the model's capacity factor, a training-time padding, is not
-// applied).
+// Capacity: with model.capacity_factor > 0 the gate keeps at most ceil(cf * k * S / E) tokens per expert from each
+// rank of S tokens and drops the rest (DeepSpeed-MoE's inference default, drop_over_capacity in
+// sched/inference_plan.hpp); 0 is dropless: every routed token is served.
 #pragma once
 
 #include <functional>
@@ -63,6 +64,9 @@ struct InferenceInput {
   // Optional: runs each batch's plan, driving the given runtime scheduler, instead of the simulator (the hardware
   // backend: `lina hw run` on an inference spec). The same scheduler object decides placements either way.
   std::function<Timeline(const Plan&, RuntimeScheduler&)> execute;
+  // Prepare the next batch (routing, the scheduler's decisions, the plan) on a second thread while this one simulates
+  // the current batch. Same results either way; off with `execute`.
+  bool pipeline = true;
 };
 
 // Metrics (names carry their unit): latency_p50_s, latency_p95_s, latency_p99_s, latency_mean_s, service_mean_s,
