@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <unordered_map>
 
 namespace lina::sim {
 
 struct Collectives::Instance {
+  Collectives* owner = nullptr;  // lets callbacks capture only the instance (16 bytes: no allocation per flow)
   CollId id = 0;
   Op op = Op::kAllToAll;
   Algo algo = Algo::kDirect;
@@ -33,8 +35,38 @@ struct Collectives::Instance {
   std::vector<uint32_t> recv_count, expected;  // [r * nsteps + s]
   std::unordered_map<uint64_t, int> barrier_arrived;
   int launched_count = 0, done_count = 0;
-  std::vector<std::pair<int, double>> sends;  // scratch
-  std::vector<double> step_weight;            // per step, 0 until computed (Collectives::step_weight)
+  // Sends of every (rank, step), computed once when the collective is added: they are read when the step starts,
+  // when it is issued and for its weight. Rows: send_list[send_at[r * nsteps + s] .. send_at[r * nsteps + s + 1]).
+  std::vector<uint32_t> send_at;
+  std::vector<std::pair<int, double>> send_list;
+  std::vector<double> step_weight;  // per step, 0 until computed (Collectives::step_weight)
+
+  std::span<const std::pair<int, double>> sends_of(int r, int s) const {
+    const size_t i = static_cast<size_t>(r) * static_cast<size_t>(nsteps) + static_cast<size_t>(s);
+    return {send_list.data() + send_at[i], send_list.data() + send_at[i + 1]};
+  }
+
+  // Back to a blank instance, keeping the vectors' memory: instances are recycled (Collectives::acquire), so a run of
+  // many collectives does not allocate a dozen vectors for each.
+  void clear() {
+    for (auto* v : {&ranks, &index_of, &node_idx, &local_idx, &by_nl, &step, &pending}) v->clear();
+    for (auto* v : {&issued, &passed, &launched, &finished}) v->clear();
+    for (auto* v : {&recv_count, &expected, &send_at}) v->clear();
+    matrix.clear();
+    send_list.clear();
+    step_weight.clear();
+    barrier_arrived.clear();
+    on_done = nullptr;
+    op = Op::kAllToAll;
+    algo = Algo::kDirect;
+    P = 0;
+    cls = 0;
+    weight = 1;
+    M = 0;
+    G = N = C = 1;
+    nsteps = 0;
+    launched_count = done_count = 0;
+  }
 
   int at(int n, int l) const { return by_nl[static_cast<size_t>(n) * G + l]; }
   bool node_aware() const { return !by_nl.empty(); }
@@ -215,6 +247,20 @@ int Collectives::channels(const Instance& in) const {
   return in.G;
 }
 
+std::unique_ptr<Collectives::Instance> Collectives::acquire() {
+  if (spare_.empty()) return std::make_unique<Instance>();
+  std::unique_ptr<Instance> in = std::move(spare_.back());
+  spare_.pop_back();
+  return in;
+}
+
+void Collectives::release(CollId id) {
+  std::unique_ptr<Instance> in = std::move(instances_[id]);
+  free_ids_.push_back(id);
+  in->clear();
+  if (spare_.size() < kSpareInstances) spare_.push_back(std::move(in));
+}
+
 Collectives::CollId Collectives::add(std::unique_ptr<Instance> in) {
   const int P = in->P;
   if (in->nsteps >= (1 << 22) || P >= (1 << 21)) throw std::invalid_argument("lina collectives: group too large");
@@ -227,13 +273,19 @@ Collectives::CollId Collectives::add(std::unique_ptr<Instance> in) {
   in->finished.assign(P, 0);
   in->recv_count.assign(cells, 0);
   in->expected.assign(cells, 0);
-  // Expected receives: count the sends aimed at each rank in each step.
+  // Every rank's sends in every step, and the expected receives: the sends aimed at each rank in each step.
+  in->send_at.assign(cells + 1, 0);
+  in->send_list.clear();
+  std::vector<std::pair<int, double>> sends;
   for (int r = 0; r < P; ++r) {
     for (int s = 0; s < in->nsteps; ++s) {
-      in->step_sends(r, s, in->sends);
-      for (auto [d, b] : in->sends) ++in->expected[static_cast<size_t>(d) * in->nsteps + s];
+      in->step_sends(r, s, sends);
+      for (auto [d, b] : sends) ++in->expected[static_cast<size_t>(d) * in->nsteps + s];
+      in->send_list.insert(in->send_list.end(), sends.begin(), sends.end());
+      in->send_at[static_cast<size_t>(r) * in->nsteps + s + 1] = static_cast<uint32_t>(in->send_list.size());
     }
   }
+  in->owner = this;
   CollId id;
   if (!free_ids_.empty()) {
     id = free_ids_.back();
@@ -265,15 +317,25 @@ void init_group(Collectives::Instance& in, std::vector<int> ranks, const Topolog
     in.index_of[g] = i;
   }
   in.ranks = std::move(ranks);
-  // Node structure: nodes in increasing order, local index = order of GPU id within the node.
-  std::map<int, std::vector<int>> by_node;
-  for (int i = 0; i < in.P; ++i) by_node[in.ranks[i] / gpus_per_node].push_back(i);
-  in.N = static_cast<int>(by_node.size());
-  in.G = static_cast<int>(by_node.begin()->second.size());
+  // Node structure: nodes in increasing order, local index = order of GPU id within the node. Sorting the ranks by
+  // GPU id lists each node's members together, in that order.
+  thread_local std::vector<std::pair<int, int>> order;  // (GPU, rank index)
+  order.clear();
+  for (int i = 0; i < in.P; ++i) order.emplace_back(in.ranks[i], i);
+  std::sort(order.begin(), order.end());
+  in.N = 0;
+  in.G = 0;
+  bool uniform = true;
+  for (size_t i = 0, run = 0; i < order.size(); i = run) {
+    const int node = order[i].first / gpus_per_node;
+    for (run = i; run < order.size() && order[run].first / gpus_per_node == node; ++run) {
+    }
+    const int members = static_cast<int>(run - i);
+    if (in.N++ == 0) in.G = members;
+    uniform = uniform && members == in.G;
+  }
   in.node_idx.assign(in.P, 0);
   in.local_idx.assign(in.P, 0);
-  bool uniform = true;
-  for (auto& [node, members] : by_node) uniform = uniform && static_cast<int>(members.size()) == in.G;
   if (!uniform) {
     if (need_uniform_nodes) {
       throw std::invalid_argument(
@@ -282,15 +344,11 @@ void init_group(Collectives::Instance& in, std::vector<int> ranks, const Topolog
     return;
   }
   in.by_nl.assign(in.P, 0);
-  int n = 0;
-  for (auto& [node, members] : by_node) {
-    std::sort(members.begin(), members.end(), [&](int a, int b) { return in.ranks[a] < in.ranks[b]; });
-    for (int l = 0; l < in.G; ++l) {
-      in.node_idx[members[l]] = n;
-      in.local_idx[members[l]] = l;
-      in.by_nl[static_cast<size_t>(n) * in.G + l] = members[l];
-    }
-    ++n;
+  for (int k = 0; k < in.P; ++k) {
+    const int member = order[static_cast<size_t>(k)].second, n = k / in.G, l = k % in.G;
+    in.node_idx[member] = n;
+    in.local_idx[member] = l;
+    in.by_nl[static_cast<size_t>(n) * in.G + l] = member;
   }
 }
 
@@ -308,7 +366,7 @@ Collectives::CollId Collectives::alltoallv(std::vector<int> ranks, std::vector<d
     throw std::invalid_argument("lina collectives: all-to-all algorithms are direct and hierarchical");
   }
   check_common(0, cls, weight);
-  auto in = std::make_unique<Instance>();
+  auto in = acquire();
   in->op = Op::kAllToAll;
   in->algo = algo;
   init_group(*in, std::move(ranks), topo_, gpus_per_node_, algo == Algo::kHierarchical);
@@ -338,7 +396,7 @@ Collectives::CollId Collectives::allreduce(std::vector<int> ranks, double bytes,
   if (algo == Algo::kDirect)
     throw std::invalid_argument("lina collectives: allreduce algorithms are ring, tree, hierarchical, auto");
   if (algo == Algo::kAuto) algo = fastest_allreduce(ranks, bytes);
-  auto in = std::make_unique<Instance>();
+  auto in = acquire();
   in->op = Op::kAllReduce;
   in->algo = algo;
   init_group(*in, std::move(ranks), topo_, gpus_per_node_, algo == Algo::kHierarchical);
@@ -410,7 +468,7 @@ Collectives::Algo Collectives::fastest_allreduce(const std::vector<int>& ranks, 
 Collectives::CollId Collectives::reduce_scatter(std::vector<int> ranks, double bytes, int cls, RankDone on_done,
                                                 double weight) {
   check_common(bytes, cls, weight);
-  auto in = std::make_unique<Instance>();
+  auto in = acquire();
   in->op = Op::kReduceScatter;
   in->algo = Algo::kRing;
   init_group(*in, std::move(ranks), topo_, gpus_per_node_, false);
@@ -441,8 +499,7 @@ void Collectives::launch(CollId id, int gpu) {
   // Rendezvous complete: every rank starts its first step now.
   for (int k = 0; k < in.P; ++k) start_step(in, k);
   if (in.done_count == in.P) {
-    instances_[id].reset();
-    free_ids_.push_back(id);
+    release(id);
     --active_;
   }
 }
@@ -480,20 +537,19 @@ void Collectives::start_step(Instance& in, int r) {
       }
     }
     in.passed[r] = 0;
-    in.step_sends(r, s, in.sends);
-    if (in.sends.empty() && in.expected[static_cast<size_t>(r) * in.nsteps + s] == 0) {
+    if (in.sends_of(r, s).empty() && in.expected[static_cast<size_t>(r) * in.nsteps + s] == 0) {
       ++in.step[r];  // nothing to do in this step: no protocol overhead either
       continue;
     }
     if (alpha_ > Time::zero()) {
       Instance* p = &in;
-      engine_.schedule_after(alpha_, [this, p, r] {
-        issue(*p, r);
+      engine_.schedule_after(alpha_, [p, r] {
+        Collectives& self = *p->owner;
+        self.issue(*p, r);
         if (p->done_count == p->P) {
           CollId id = p->id;
-          instances_[id].reset();
-          free_ids_.push_back(id);
-          --active_;
+          self.release(id);
+          --self.active_;
         }
       });
     } else {
@@ -505,19 +561,17 @@ void Collectives::start_step(Instance& in, int r) {
 
 void Collectives::issue(Instance& in, int r) {
   const int s = in.step[r];
-  in.step_sends(r, s, in.sends);
+  const auto sends = in.sends_of(r, s);
   in.issued[r] = 1;
-  in.pending[r] = static_cast<int>(in.sends.size());
+  in.pending[r] = static_cast<int>(sends.size());
   Instance* p = &in;
-  // Copy: starting a flow never calls back synchronously, but keep the scratch free for nested steps anyway.
-  std::vector<std::pair<int, double>> sends = in.sends;
   const double w = share_per_collective_ ? step_weight(in, s) : in.weight;
   for (auto [d, b] : sends) {
     const uint64_t packed =
         static_cast<uint64_t>(r) | (static_cast<uint64_t>(d) << 21) | (static_cast<uint64_t>(s) << 42);
-    net_.start_flow(in.ranks[r], in.ranks[d], b, in.cls, w, [this, p, packed](Network::FlowId) {
-      on_flow(*p, static_cast<int>(packed & 0x1FFFFF), static_cast<int>((packed >> 21) & 0x1FFFFF),
-              static_cast<int>(packed >> 42));
+    net_.start_flow(in.ranks[r], in.ranks[d], b, in.cls, w, [p, packed](Network::FlowId) {
+      p->owner->on_flow(*p, static_cast<int>(packed & 0x1FFFFF), static_cast<int>((packed >> 21) & 0x1FFFFF),
+                        static_cast<int>(packed >> 42));
     });
   }
   check_step(in, r);
@@ -534,8 +588,7 @@ double Collectives::step_weight(Instance& in, int s) {
   if (link_load_.size() < topo_.link_count()) link_load_.assign(topo_.link_count(), 0);
   int busiest = 1;
   for (int r = 0; r < in.P; ++r) {
-    in.step_sends(r, s, weight_sends_);
-    for (auto [d, b] : weight_sends_) {
+    for (auto [d, b] : in.sends_of(r, s)) {
       for (LinkId l : topo_.route(in.ranks[r], in.ranks[d])) {
         if (link_load_[l]++ == 0) touched_links_.push_back(l);
         busiest = std::max(busiest, link_load_[l]);
@@ -566,8 +619,7 @@ void Collectives::on_flow(Instance& in, int r, int d, int s) {
   if (in.step[d] == s) check_step(in, d);
   if (in.done_count == in.P) {
     CollId id = in.id;
-    instances_[id].reset();
-    free_ids_.push_back(id);
+    release(id);
     --active_;
   }
 }

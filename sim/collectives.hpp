@@ -96,6 +96,9 @@ class Collectives {
 
  private:
   CollId add(std::unique_ptr<Instance> inst);
+  // A blank instance, recycled when one is spare; release() frees the id and keeps the instance for reuse.
+  std::unique_ptr<Instance> acquire();
+  void release(CollId id);
   int channels(const Instance& in) const;
   void start_step(Instance& in, int r);
   void issue(Instance& in, int r);
@@ -110,12 +113,13 @@ class Collectives {
   int gpus_per_node_;
   bool nic_per_gpu_;
   bool share_per_collective_;
-  // step_weight's scratch: flows per link, the links it touched, one rank's sends.
+  // step_weight's scratch: flows per link, the links it touched.
   std::vector<int> link_load_;
   std::vector<LinkId> touched_links_;
-  std::vector<std::pair<int, double>> weight_sends_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<CollId> free_ids_;
+  static constexpr size_t kSpareInstances = 64;
+  std::vector<std::unique_ptr<Instance>> spare_;
   std::map<std::pair<std::vector<int>, double>, Algo> tuned_;  // fastest_allreduce's memory
   size_t active_ = 0;
 };
