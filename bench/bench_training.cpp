@@ -64,7 +64,7 @@ void BM_Training1024Gpu4LayerIteration(benchmark::State& state) {
       for (int i = 0; i < N; ++i) c.bytes[static_cast<size_t>(i) * N + i] = 0;
       int id = plan.add_collective(std::move(c));
       for (int r = 0; r < N; ++r) {
-        std::vector<int> deps;
+        TaskDeps deps;
         if (last[static_cast<size_t>(r)] >= 0) deps = {last[static_cast<size_t>(r)]};
         last[static_cast<size_t>(r)] = plan.add_comm_task(r, id, Stream::kAllToAll, std::move(deps));
       }

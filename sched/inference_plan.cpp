@@ -126,7 +126,12 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
   }
   Plan plan;
   plan.ranks = N;
-  std::vector<std::vector<int>> deps(static_cast<size_t>(N));  // what the next compute of each rank waits for
+  // About the tasks a rank has per layer (its dense operators, the gate, dispatch and combine, the host work), so
+  // that the task list rarely grows.
+  size_t per_rank = 2 + cost.head.size();
+  for (const LayerCost& lc : cost.layers) per_rank += lc.other.size() + (lc.moe ? 10 : 1);
+  plan.tasks.reserve(per_rank * static_cast<size_t>(N));
+  std::vector<TaskDeps> deps(static_cast<size_t>(N));  // what the next compute of each rank waits for
 
   auto add = [&](Task t) { return plan.add_task(std::move(t)); };
   auto compute = [&](int r, const OpCost& op, int layer, Role role) {
@@ -150,7 +155,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
       compute(r, op, layer, Role::kOther);
     }
   };
-  auto host = [&](int r, double seconds, int layer, std::vector<int> d) {
+  auto host = [&](int r, double seconds, int layer, TaskDeps d) {
     Task t;
     t.rank = r;
     t.kind = TaskKind::kHost;
@@ -161,7 +166,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     return add(std::move(t));
   };
   // Weight loads of one rank (host memory -> GPU over PCIe), one transfer for all its missing experts.
-  auto loads = [&](int r, const std::vector<std::pair<int, int>>& missing, int layer, std::vector<int> d) {
+  auto loads = [&](int r, const std::vector<std::pair<int, int>>& missing, int layer, TaskDeps d) {
     int n = 0;
     for (const auto& [dev, e] : missing) n += dev == r;
     if (n == 0) return -1;
@@ -172,7 +177,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
   for (int r = 0; r < N; ++r) {
     compute(r, cost.embedding, -1, Role::kOther);
   }
-  std::vector<std::vector<int>> phase1(static_cast<size_t>(N));  // per rank: Phase 1 tasks of the next MoE layer
+  std::vector<TaskDeps> phase1(static_cast<size_t>(N));  // per rank: Phase 1 tasks of the next MoE layer
   int mi = 0;
   for (int l = 0; l < layers; ++l) {
     const LayerCost& lc = cost.layers[static_cast<size_t>(l)];
@@ -233,7 +238,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
         compute(r, dispatch_masks, l, Role::kOther);
         encoded = compute(r, dispatch_einsum, l, Role::kOther);
       }
-      std::vector<int> before_dispatch = {encoded};
+      TaskDeps before_dispatch = {encoded};
       for (int t : phase1[rs]) before_dispatch.push_back(t);
       phase1[rs].clear();
       if (dec.blocking_seconds > 0) {
@@ -253,7 +258,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
         if (ld >= 0) phase1[rs].push_back(ld);
       }
       // Shared experts (every token) run while the tokens travel.
-      std::vector<int> after;
+      TaskDeps after;
       if (lc.ffn.flops > 0 || lc.ffn.bytes > 0) {
         Task t;
         t.rank = r;
@@ -276,8 +281,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
         compute(r, expert_ffn_cost(m, tok), l, Role::kExpert);
         any = true;
       }
-      const int combine =
-          plan.add_comm_task(r, comb_id, Stream::kAllToAll, any ? deps[rs] : std::vector<int>{dispatch});
+      const int combine = plan.add_comm_task(r, comb_id, Stream::kAllToAll, any ? deps[rs] : TaskDeps{dispatch});
       deps[rs] = {combine};
       for (int a : after) deps[rs].push_back(a);
       if (m.dense_dispatch) compute(r, dispatch_einsum, l, Role::kOther);  // "sec,ecm->sm" after the combine

@@ -54,7 +54,7 @@ int Plan::add_collective(Collective c) {
   return static_cast<int>(collectives.size()) - 1;
 }
 
-int Plan::add_comm_task(int rank, int collective, Stream stream, std::vector<int> deps, int step) {
+int Plan::add_comm_task(int rank, int collective, Stream stream, TaskDeps deps, int step) {
   const Collective& c = collectives[static_cast<size_t>(collective)];
   Task t;
   t.rank = rank;
@@ -70,7 +70,7 @@ int Plan::add_comm_task(int rank, int collective, Stream stream, std::vector<int
   return add_task(std::move(t));
 }
 
-int Plan::add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, std::vector<int> deps,
+int Plan::add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, TaskDeps deps,
                         int step) {
   Collective c;
   c.kind = CommKind::kHostLoad;

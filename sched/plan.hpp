@@ -11,6 +11,12 @@
 #include <string>
 #include <vector>
 
+// GCC 12 reports a false -Wstringop-overread inside small_vector's copy at -O3.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overread"
+#include <boost/container/small_vector.hpp>
+#pragma GCC diagnostic pop
+
 #include "sched/flops.hpp"  // OpKind: compute operator kinds, each with its own efficiency
 
 namespace lina {
@@ -53,6 +59,10 @@ struct Collective {
   double total_bytes() const;
 };
 
+// A task's dependencies: almost always 1 to 3, so they live inside the task (an inference batch builds thousands of
+// tasks, and a heap block for each one's list was a large part of building its plan).
+using TaskDeps = boost::container::small_vector<int, 3>;
+
 struct Task {
   int rank = 0;
   TaskKind kind = TaskKind::kCompute;
@@ -62,7 +72,7 @@ struct Task {
   double bytes = 0;                  // compute: HBM bytes; host: unused
   double host_seconds = 0;           // host work duration
   int collective = -1;               // comm: index into Plan::collectives
-  std::vector<int> deps;             // task ids that must finish first (same rank)
+  TaskDeps deps;                     // task ids that must finish first (same rank)
   Phase phase = Phase::kForward;
   Role role = Role::kOther;
   int layer = -1;
@@ -79,10 +89,10 @@ struct Plan {
   int add_collective(Collective c);
   // Rank `rank`'s part of collective `collective` on `stream`, after `deps`; phase, layer, role and micro-op are
   // the collective's. Returns the task id.
-  int add_comm_task(int rank, int collective, Stream stream, std::vector<int> deps, int step = 0);
+  int add_comm_task(int rank, int collective, Stream stream, TaskDeps deps, int step = 0);
   // A host -> GPU transfer of `bytes` over the rank's PCIe link (expert weights kept in host memory): a
   // one-rank kHostLoad collective and its task on `stream`, after `deps`. Returns the task id.
-  int add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, std::vector<int> deps, int step = 0);
+  int add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, TaskDeps deps, int step = 0);
   // A short human-readable name for timelines: "fwd L3 dispatch a2a #1".
   std::string task_name(int id) const;
 };

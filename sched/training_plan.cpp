@@ -179,7 +179,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
 
   // Backward costs twice the forward (DESIGN.md 2.5): `scale` is 1 forward, 2 backward.
   auto add_compute = [&](int r, const OpCost& op, double scale, Phase ph, int layer, Role role, int micro,
-                         std::vector<int> deps, int step) {
+                         TaskDeps deps, int step) {
     Task t;
     t.rank = r;
     t.kind = TaskKind::kCompute;
@@ -195,7 +195,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
     t.step = step;
     return plan.add_task(std::move(t));
   };
-  auto add_comm = [&](int r, int collective, Stream s, std::vector<int> deps, int step) {
+  auto add_comm = [&](int r, int collective, Stream s, TaskDeps deps, int step) {
     return plan.add_comm_task(r, collective, s, std::move(deps), step);
   };
 
@@ -229,7 +229,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   };
   const int groups = N / G;
   // A chain of operators on the compute stream of rank r; returns the last task.
-  auto add_ops = [&](int r, const std::vector<OpCost>& ops, double scale, Phase ph, int layer, std::vector<int> deps,
+  auto add_ops = [&](int r, const std::vector<OpCost>& ops, double scale, Phase ph, int layer, TaskDeps deps,
                      int step) {
     int last_task = -1;
     for (const auto& op : ops) {
@@ -265,9 +265,9 @@ Plan build_training_plan(const TrainingPlanInput& in) {
 
   for (int step = 0; step < in.steps; ++step) {
     std::vector<int> last(static_cast<size_t>(N), -1);  // per rank: the task the next compute depends on
-    std::vector<std::vector<int>> pending(static_cast<size_t>(N));
+    std::vector<TaskDeps> pending(static_cast<size_t>(N));
     auto deps_of = [&](int r) {
-      std::vector<int> d = pending[static_cast<size_t>(r)];
+      TaskDeps d = pending[static_cast<size_t>(r)];
       if (last[static_cast<size_t>(r)] >= 0) d.push_back(last[static_cast<size_t>(r)]);
       pending[static_cast<size_t>(r)].clear();
       return d;
@@ -320,7 +320,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
         }
         const int load = add_host_load(r, l, Phase::kForward, gate[static_cast<size_t>(r)], step);
         for (int c = 0; c < P; ++c) {
-          std::vector<int> deps = {d[static_cast<size_t>(c)]};
+          TaskDeps deps = {d[static_cast<size_t>(c)]};
           if (load >= 0) deps.push_back(load);
           x[static_cast<size_t>(c)] = add_compute(r, expert_cost(tok), 1, Phase::kForward, l, Role::kExpert,
                                                   P > 1 ? c : -1, std::move(deps), step);
@@ -383,7 +383,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
           }
           const int load = add_host_load(r, l, Phase::kBackward, pre[static_cast<size_t>(r)], step);
           for (int c = 0; c < P; ++c) {
-            std::vector<int> deps = {a[static_cast<size_t>(c)]};
+            TaskDeps deps = {a[static_cast<size_t>(c)]};
             if (load >= 0) deps.push_back(load);
             x[static_cast<size_t>(c)] = add_compute(r, expert_cost(tok), 2, Phase::kBackward, l, Role::kExpert,
                                                     P > 1 ? c : -1, std::move(deps), step);
@@ -397,7 +397,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
         if (L.replicas > 1) grads.push_back(GradEvent{expert_last, k * lc.expert_grad_bytes, true, l});
         for (int r = 0; r < N; ++r) {
           // Dense dispatch: backward of the "sec,sm->ecm" einsum and of the masks (gradients of the gate weights).
-          std::vector<int> deps = deps_of(r);
+          TaskDeps deps = deps_of(r);
           if (dense) deps = {add_ops(r, {dispatch_einsum, dispatch_masks}, 2, Phase::kBackward, l, deps, step)};
           last[static_cast<size_t>(r)] = add_compute(r, lc.gate, 2, Phase::kBackward, l, Role::kOther, -1, deps, step);
         }
@@ -495,7 +495,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
     // ---- optimizer (Adam: reads and writes fp32 params, grads and two moments) ----
     double params = (cost.replicated_param_bytes + k * cost.expert_param_bytes * m.moe_layer_count()) / m.dtype_bytes();
     for (int r = 0; r < N; ++r) {
-      std::vector<int> d = deps_of(r);
+      TaskDeps d = deps_of(r);
       if (last_sync[static_cast<size_t>(r)] >= 0) d.push_back(last_sync[static_cast<size_t>(r)]);
       last[static_cast<size_t>(r)] = add_compute(r, OpCost{OpKind::kElementwise, 12 * params, 32 * params}, 1,
                                                  Phase::kStep, -1, Role::kOther, -1, std::move(d), step);

@@ -44,7 +44,7 @@ ExecutorOptions ns_options() {
   return o;
 }
 
-int compute(Plan& p, int rank, double ns, std::vector<int> deps = {}, Stream s = Stream::kCompute) {
+int compute(Plan& p, int rank, double ns, TaskDeps deps = {}, Stream s = Stream::kCompute) {
   Task t;
   t.rank = rank;
   t.kind = s == Stream::kHost ? TaskKind::kHost : TaskKind::kCompute;
@@ -54,7 +54,7 @@ int compute(Plan& p, int rank, double ns, std::vector<int> deps = {}, Stream s =
   return p.add_task(t);
 }
 
-int comm(Plan& p, int rank, int collective, std::vector<int> deps = {}, Stream s = Stream::kAllToAll) {
+int comm(Plan& p, int rank, int collective, TaskDeps deps = {}, Stream s = Stream::kAllToAll) {
   Task t;
   t.rank = rank;
   t.kind = TaskKind::kComm;
