@@ -92,7 +92,7 @@ struct Executor::State : Launcher {
     Time now = engine.now();
     tl.records[static_cast<size_t>(id)] = TaskRecord{id, now, now, now};
     scheduler.on_task_start(id, now);
-    Time d = options.compute_duration(t);
+    Time d = options.durations ? (*options.durations)[static_cast<size_t>(id)] : options.compute_duration(t);
     engine.schedule_after(d, [this, id] { finish(id); });
   }
 
@@ -141,7 +141,7 @@ Executor::Executor(Engine& engine, CollectiveBackend& collectives, ExecutorOptio
     : engine_(engine), collectives_(collectives), options_(std::move(options)) {}
 
 Timeline Executor::run(const Plan& plan, RuntimeScheduler& scheduler) {
-  validate_plan(plan);
+  if (!options_.plan_validated) validate_plan(plan);
   State s(engine_, collectives_, options_, plan, scheduler);
   scheduler.attach(plan, s);
   for (size_t q = 0; q < s.busy.size(); ++q) s.poke(q);

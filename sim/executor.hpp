@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "sched/plan.hpp"
 #include "sched/runtime_scheduler.hpp"
@@ -28,6 +29,11 @@ class CollectiveBackend {
 
 struct ExecutorOptions {
   std::function<Time(const Task&)> compute_duration;  // compute and host tasks
+  // Optional: the duration of every compute and host task by task id, computed ahead (compute_duration is then not
+  // called), and whether the caller already ran validate_plan. The inference simulator does both on the thread that
+  // prepares the next batch.
+  const std::vector<Time>* durations = nullptr;
+  bool plan_validated = false;
   bool record_link_samples = false;
 };
 

@@ -7,12 +7,14 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 #include <stop_token>
 #include <thread>
+#include <tuple>
 
 #include "sched/error.hpp"
 #include "sched/inference_estimator.hpp"
@@ -35,6 +37,7 @@ namespace {
 struct PreparedBatch {
   Plan plan;
   std::vector<LayerDecision> decisions;
+  std::vector<Time> durations;  // simulator: every compute and host task's duration, by task id
 };
 
 // Calls `prepare` (fills the next batch; false at the end) on a second thread, at most kAhead batches ahead of the
@@ -421,6 +424,23 @@ RunResult run_inference(const InferenceInput& in) {
     }
     job.plan = build_inference_plan(bi);
     job.decisions = std::move(bi.decisions);
+    if (!in.execute) {
+      // What the simulator's executor would do first, done here, ahead: check the plan and time its compute. The
+      // ranks repeat the same dense operators, so each distinct one is timed once.
+      validate_plan(job.plan);
+      job.durations.assign(job.plan.tasks.size(), Time::zero());
+      std::map<std::tuple<OpKind, double, double>, Time> timed;
+      for (size_t i = 0; i < job.plan.tasks.size(); ++i) {
+        const Task& t = job.plan.tasks[i];
+        if (t.kind == TaskKind::kHost) {
+          job.durations[i] = Time::from_seconds_ceil(t.host_seconds);
+        } else if (t.kind == TaskKind::kCompute) {
+          auto [it, added] = timed.try_emplace({t.op, t.flops, t.bytes});
+          if (added) it->second = compute.duration(t.op, t.flops, t.bytes, dtype);
+          job.durations[i] = it->second;
+        }
+      }
+    }
     return true;
   };
   // The hardware backend runs the plan while the scheduler object is in use: no second thread there.
@@ -437,10 +457,8 @@ RunResult run_inference(const InferenceInput& in) {
       Network network(engine, topology);
       NetworkCollectives backend(engine, network, topology, cluster);  // collectives and host loads
       ExecutorOptions opts;
-      opts.compute_duration = [&](const Task& t) {
-        if (t.kind == TaskKind::kHost) return Time::from_seconds_ceil(t.host_seconds);
-        return compute.duration(t.op, t.flops, t.bytes, dtype);
-      };
+      opts.durations = &job.durations;
+      opts.plan_validated = true;
       Executor exec(engine, backend, opts);
       tl = exec.run(plan, sched);
     }
