@@ -156,19 +156,52 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
   std::fill(out.begin(), out.end(), 0.0);
   const int L = std::min({path_length, j, max_path_});
   const double k = top_k_;
-  for (int t = 0; t < b.tokens; ++t) {
-    if (!b.recorded(j, t)) continue;
-    for (int m = L; m >= 0; --m) {
+  // The token's row at the longest known path of length <= m, or false.
+  auto find_row = [&](int t, int m, const Table*& tab, uint32_t& r, int& found_m) {
+    for (; m >= 0; --m) {
       uint64_t key_v = 0;
       if (!key(top1, b.tokens, t, j, m, key_v)) continue;
-      const Table& tab = table(j, m);
-      const uint32_t r = tab.find(key_v);
-      if (r == Table::kAbsent || tab.totals[r] == 0) continue;
-      // Each token contributes top_k choices in total.
-      const double scale = k / static_cast<double>(tab.totals[r]);
-      tab.add_scaled(r, experts_, scale, out);
-      break;
+      tab = &table(j, m);
+      r = tab->find(key_v);
+      if (r == Table::kAbsent) continue;
+      found_m = m;
+      return true;
     }
+    return false;
+  };
+  // Three passes over the tokens, because the tables of all layers are larger than the cache and nearly every token
+  // finds its row in a different cache line: find each token's row and prefetch it, then prefetch its counts (a
+  // dense row lives elsewhere), then add. The sums run in token order, as in a single pass. The policies of a point
+  // share one estimator and may run on several threads: the scratch is per thread.
+  struct Hit {
+    const Table* table;
+    uint32_t row;
+    int token, m;
+  };
+  thread_local std::vector<Hit> hits;
+  hits.clear();
+  for (int t = 0; t < b.tokens; ++t) {
+    if (!b.recorded(j, t)) continue;
+    Hit h{nullptr, 0, t, 0};
+    if (!find_row(t, L, h.table, h.row, h.m)) continue;
+    __builtin_prefetch(&h.table->rows[h.row]);
+    __builtin_prefetch(&h.table->totals[h.row]);
+    hits.push_back(h);
+  }
+  for (const Hit& h : hits) {
+    const Table::Row& row = h.table->rows[h.row];
+    if (row.n == Table::kDense) {
+      __builtin_prefetch(h.table->dense.data() + static_cast<size_t>(row.c[0]) * static_cast<size_t>(experts_));
+    }
+  }
+  for (Hit h : hits) {
+    // A row whose counts are all zero (only unrecorded choices followed the path) backs off like a missing one.
+    while (h.table->totals[h.row] == 0) {
+      if (h.m == 0 || !find_row(h.token, h.m - 1, h.table, h.row, h.m)) break;
+    }
+    const uint64_t total = h.table->totals[h.row];
+    // Each token contributes top_k choices in total.
+    if (total > 0) h.table->add_scaled(h.row, experts_, k / static_cast<double>(total), out);
   }
 }
 
