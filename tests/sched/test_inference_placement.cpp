@@ -185,6 +185,28 @@ TEST(InferenceEstimator, FollowsPathsAndBacksOff) {
   EXPECT_EQ(est.mean_counts(0), (std::vector<double>{2, 1, 1, 0}));
 }
 
+TEST(InferenceEstimator, APathFollowedOnlyByOutOfRangeChoicesBacksOff) {
+  // Token 0 goes 0 -> 5, an id outside the estimator's 4 experts: the path 0 gets a row with no counts, which must
+  // back off to the layer's popularity (made of tokens 1 and 2: experts 2 and 3) rather than add nothing.
+  PathEstimator est(2, 4, 1, 1);
+  BatchRouting p;
+  p.resize(3, 2, 1, false);
+  const uint16_t ids[3][2] = {{0, 5}, {1, 2}, {1, 3}};
+  for (int t = 0; t < 3; ++t) {
+    for (int l = 0; l < 2; ++l) p.experts[p.index(l, t)] = ids[t][l];
+  }
+  est.add(p);
+  BatchRouting b;
+  b.resize(1, 2, 1, false);
+  b.experts[b.index(0, 0)] = 0;
+  b.experts[b.index(1, 0)] = 2;
+  std::vector<uint16_t> top1;
+  PathEstimator::top1_choices(b, top1);
+  std::vector<double> out(4);
+  est.estimate(b, top1, 1, 1, out);
+  EXPECT_EQ(out, (std::vector<double>{0, 0, 0.5, 0.5}));
+}
+
 TEST(InferenceScheduler, LinaTwoPhaseDecisions) {
   auto est = std::make_shared<PathEstimator>(2, 4, 1, 1);
   est->add(chain_batch({0, 0, 0, 0, 0, 0, 1, 2}));
