@@ -132,6 +132,62 @@ TEST(InferenceSim, PoissonArrivalsQueue) {
   EXPECT_GT(open.metrics["latency_mean_s"], 2 * closed.metrics["latency_mean_s"]);
 }
 
+// The next batch is prepared on a second thread (InferenceInput::pipeline): the results must be those of one thread,
+// to the byte.
+TEST(InferenceSim, PipelineGivesTheResultsOfOneThread) {
+  for (const std::string policy : {"lina", "deepspeed", "lina-no-estimate"}) {
+    InferenceInput in = small(policy, "zipf");
+    in.record_links = true;
+    in.pipeline = false;
+    const RunResult one = run_inference(in);
+    in.pipeline = true;
+    const RunResult two = run_inference(in);
+    EXPECT_EQ(one.metrics, two.metrics) << policy;
+    EXPECT_EQ(one.notes, two.notes) << policy;
+    EXPECT_EQ(one.layers_csv, two.layers_csv) << policy;
+    EXPECT_EQ(one.timeline.makespan, two.timeline.makespan) << policy;
+    EXPECT_EQ(one.plan.tasks.size(), two.plan.tasks.size()) << policy;
+  }
+}
+
+// A source whose batch `bad` has one MoE layer too many: the error reaches the caller, with or without the thread,
+// after the good batches before it were prepared.
+class BadBatchSource : public RoutingSource {
+ public:
+  BadBatchSource(int layers, int bad, int* served) : layers_(layers), bad_(bad), served_(served) {}
+  bool next(BatchRouting& out) override {
+    const int i = (*served_)++;
+    out.resize(64, i == bad_ ? layers_ + 1 : layers_, 1, false);
+    out.flags = 0;
+    for (size_t k = 0; k < out.experts.size(); ++k) out.experts[k] = static_cast<uint16_t>(k % 8);
+    return true;  // endless: only the error stops it
+  }
+
+ private:
+  int layers_, bad_;
+  int* served_;
+};
+
+TEST(InferenceSim, ABadBatchStopsThePipelineWithItsError) {
+  for (bool pipeline : {false, true}) {
+    InferenceInput in = small("deepspeed", "zipf");
+    in.pipeline = pipeline;
+    int served = 0;
+    in.sources = [&] {
+      RoutingSources s;
+      s.eval = std::make_unique<BadBatchSource>(in.model.moe_layer_count(), 3, &served);
+      return s;
+    };
+    try {
+      run_inference(in);
+      ADD_FAILURE() << "no error";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("batch 3 has 5 MoE layers, the model 4"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(served, 4) << pipeline;  // the producer stopped at the bad batch
+  }
+}
+
 TEST(InferenceSim, DenseModelIsAnInputError) {
   auto in = small("deepspeed", "zipf");
   in.model.experts = 0;
