@@ -1,7 +1,8 @@
 // Speed of the inference simulation (issue 6): batches of 512 tokens through 24 MoE layers with 16 experts on 16
 // GPUs under `lina` (target: 10,000 batches in <= 10 s). Runs 200 and 1,000 batches (after 100 profiling batches,
 // which are timed too: the difference of the two runs is the per-batch cost) and reports batches/s and the projected
-// time for 10,000. A second benchmark runs the paper-sized Transformer-XL setup.
+// time for 10,000; the second argument is InferenceInput::pipeline (1: the next batch is prepared on a second
+// thread, the default; 0: one thread). A second benchmark runs the paper-sized Transformer-XL setup.
 #include <benchmark/benchmark.h>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,7 @@ void BM_Inference512Tokens24Layers16Experts(benchmark::State& state) {
   in.workload.routing.profile_batches = 100;
   in.policy.name = "lina";
   in.policy.label = "lina";
+  in.pipeline = state.range(1) != 0;
   for (auto _ : state) {
     sim::RunResult r = sim::run_inference(in);
     benchmark::DoNotOptimize(r.metrics);
@@ -66,7 +68,11 @@ void BM_InferencePaperTransformerXL(benchmark::State& state) {
 }
 BENCHMARK(BM_InferencePaperTransformerXL)->Arg(20)->Unit(benchmark::kMillisecond)->Iterations(1);
 
-BENCHMARK(BM_Inference512Tokens24Layers16Experts)->Arg(200)->Arg(1000)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Inference512Tokens24Layers16Experts)
+    ->ArgsProduct({{200, 1000}, {1, 0}})
+    ->ArgNames({"batches", "pipeline"})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 
 }  // namespace
 
