@@ -382,6 +382,7 @@ RunResult run_inference(const InferenceInput& in) {
   // batches ran: the decisions depend only on routing and residency. So a second thread prepares batch n+1 while
   // this one simulates batch n (BatchPipeline); the batches are still simulated one by one, in order, and the results
   // are the same with or without it.
+  std::map<std::tuple<OpKind, double, double>, Time> timed;
   auto prepare = [&](PreparedBatch& job) -> bool {
     if (!src.eval->next(b)) return false;
     if (b.layers != ML)
@@ -426,10 +427,9 @@ RunResult run_inference(const InferenceInput& in) {
     job.decisions = std::move(bi.decisions);
     if (!in.execute) {
       // What the simulator's executor would do first, done here, ahead: check the plan and time its compute. The
-      // ranks repeat the same dense operators, so each distinct one is timed once.
+      // ranks and batches repeat the same operators, so each distinct one is timed once (`timed`).
       validate_plan(job.plan);
       job.durations.assign(job.plan.tasks.size(), Time::zero());
-      std::map<std::tuple<OpKind, double, double>, Time> timed;
       for (size_t i = 0; i < job.plan.tasks.size(); ++i) {
         const Task& t = job.plan.tasks[i];
         if (t.kind == TaskKind::kHost) {
