@@ -70,8 +70,7 @@ int Plan::add_comm_task(int rank, int collective, Stream stream, TaskDeps deps, 
   return add_task(std::move(t));
 }
 
-int Plan::add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, TaskDeps deps,
-                        int step) {
+int Plan::add_host_load(int rank, double bytes, Stream stream, Phase phase, int layer, TaskDeps deps, int step) {
   Collective c;
   c.kind = CommKind::kHostLoad;
   c.ranks = {rank};
@@ -104,8 +103,9 @@ std::string Plan::task_name(int id) const {
 
 void validate_plan(const Plan& plan) {
   auto fail = [](const std::string& m) { throw std::logic_error("invalid plan: " + m); };
-  const size_t n = plan.tasks.size();
-  std::vector<std::vector<int>> members(plan.collectives.size());
+  const size_t n = plan.tasks.size(), nc = plan.collectives.size();
+  // Each collective's tasks, in compressed rows (an inference run checks a plan of thousands of tasks per batch).
+  std::vector<int> at(nc + 1, 0), of;
   for (size_t i = 0; i < n; ++i) {
     const Task& t = plan.tasks[i];
     if (t.rank < 0 || t.rank >= plan.ranks) fail(fmt::format("task {} on rank {} of {}", i, t.rank, plan.ranks));
@@ -117,20 +117,37 @@ void validate_plan(const Plan& plan) {
       if (plan.tasks[static_cast<size_t>(d)].rank != t.rank) fail(fmt::format("task {} depends across ranks", i));
     }
     if (t.kind == TaskKind::kComm) {
-      if (t.collective < 0 || static_cast<size_t>(t.collective) >= plan.collectives.size()) {
+      if (t.collective < 0 || static_cast<size_t>(t.collective) >= nc) {
         fail(fmt::format("task {} names collective {}", i, t.collective));
       }
-      members[static_cast<size_t>(t.collective)].push_back(t.rank);
+      ++at[static_cast<size_t>(t.collective) + 1];
     }
   }
-  for (size_t c = 0; c < plan.collectives.size(); ++c) {
+  for (size_t c = 0; c < nc; ++c) at[c + 1] += at[c];
+  of.resize(static_cast<size_t>(at[nc]));
+  {
+    std::vector<int> fill(at.begin(), at.end() - 1);
+    for (const Task& t : plan.tasks) {
+      if (t.kind == TaskKind::kComm) of[static_cast<size_t>(fill[static_cast<size_t>(t.collective)]++)] = t.rank;
+    }
+  }
+  // mark[rank]: 2c+1 once collective c lists the rank, 2c+2 once a task of c has claimed it.
+  std::vector<size_t> mark(static_cast<size_t>(std::max(plan.ranks, 0)), 0);
+  for (size_t c = 0; c < nc; ++c) {
     const Collective& col = plan.collectives[c];
-    std::vector<int> want = col.ranks, got = members[c];
-    std::sort(want.begin(), want.end());
-    std::sort(got.begin(), got.end());
-    if (std::adjacent_find(want.begin(), want.end()) != want.end())
-      fail(fmt::format("collective {} repeats a rank", c));
-    if (want != got) fail(fmt::format("collective {} lacks a task for some participant", c));
+    for (int r : col.ranks) {
+      if (r < 0 || r >= plan.ranks) fail(fmt::format("collective {} names rank {} of {}", c, r, plan.ranks));
+      if (mark[static_cast<size_t>(r)] == 2 * c + 1) fail(fmt::format("collective {} repeats a rank", c));
+      mark[static_cast<size_t>(r)] = 2 * c + 1;
+    }
+    for (int i = at[c]; i < at[c + 1]; ++i) {
+      size_t& m = mark[static_cast<size_t>(of[static_cast<size_t>(i)])];
+      if (m != 2 * c + 1) fail(fmt::format("collective {} lacks a task for some participant", c));
+      m = 2 * c + 2;
+    }
+    if (static_cast<size_t>(at[c + 1] - at[c]) != col.ranks.size()) {
+      fail(fmt::format("collective {} lacks a task for some participant", c));
+    }
     size_t p = col.ranks.size();
     if (col.kind == CommKind::kAllToAll ? col.bytes.size() != p * p : col.bytes.size() != 1) {
       fail(fmt::format("collective {} has {} sizes for {} ranks", c, col.bytes.size(), p));

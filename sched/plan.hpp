@@ -97,9 +97,9 @@ struct Plan {
   std::string task_name(int id) const;
 };
 
-// Checks the plan before any executor runs it: dependencies refer to earlier tasks of the same rank (which makes the
-// graph acyclic by construction; checked again with a Boost.Graph topological sort), every collective has exactly
-// one task per participant and no participant twice, sizes are finite and non-negative. Throws std::logic_error: a
+// Checks the plan before any executor runs it: dependencies refer to earlier tasks of the same rank (so the task order
+// is a topological order and the graph is acyclic by construction), every collective names each of its ranks once and
+// has exactly one task per participant, sizes are finite and non-negative. Throws std::logic_error: a
 // bad plan is a bug in a policy, not a user error.
 void validate_plan(const Plan& plan);
 

@@ -462,6 +462,9 @@ TEST(ValidatePlan, RejectsBrokenPlans) {
   p.collectives[0].ranks = {0, 0};
   expect_bad(p, "repeats a rank");
   p = two_rank_plan();
+  p.collectives[0].ranks = {0, 5};  // a rank the plan does not have
+  expect_bad(p, "names rank 5 of 2");
+  p = two_rank_plan();
   p.collectives[0].bytes = {100};  // an all-to-all needs P x P sizes
   expect_bad(p, "1 sizes for 2 ranks");
   p = two_rank_plan();
