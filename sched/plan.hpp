@@ -59,9 +59,10 @@ struct Collective {
   double total_bytes() const;
 };
 
-// A task's dependencies: almost always 1 to 3, so they live inside the task (an inference batch builds thousands of
-// tasks, and a heap block for each one's list was a large part of building its plan).
-using TaskDeps = boost::container::small_vector<int, 3>;
+// A task's dependencies: almost always 1 to 5 (a dispatch waits for the gate and for scheduling and weight loads), so
+// they live inside the task (an inference batch builds thousands of tasks, and a heap block for each one's list was a
+// large part of building its plan).
+using TaskDeps = boost::container::small_vector<int, 5>;
 
 struct Task {
   int rank = 0;
