@@ -58,9 +58,32 @@ SynthGenerator::SynthGenerator(const SynthParams& p) : p_(p), rng_(derive_seed(p
     expert_to_rank_.push_back(std::move(inv));
   }
   double acc = 0;
+  std::vector<double> cdf;
   for (size_t r = 0; r < E; ++r) {
     acc += std::pow(double(r + 1), -p_.zipf);
-    cdf_.push_back(acc);
+    cdf.push_back(acc);
+  }
+  ranks_ = RankSampler(std::move(cdf));
+}
+
+RankSampler::RankSampler(std::vector<double> cdf) : cdf_(std::move(cdf)) {
+  if (cdf_.empty() || !(cdf_.back() > 0)) return;
+  const size_t buckets = 64 * cdf_.size();
+  scale_ = static_cast<double>(buckets) / cdf_.back();
+  // bucket_[i] counts the weights in the buckets before i (a prefix sum); a bucket that holds a weight is mixed.
+  bucket_.assign(buckets, 0);
+  std::vector<uint8_t> mixed(buckets, 0);
+  for (double c : cdf_) {
+    const double x = c * scale_;
+    if (x < static_cast<double>(buckets)) {
+      const auto i = static_cast<size_t>(x);
+      mixed[i] = 1;
+      if (i + 1 < buckets) ++bucket_[i + 1];
+    }
+  }
+  for (size_t i = 1; i < buckets; ++i) bucket_[i] += bucket_[i - 1];
+  for (size_t i = 0; i < buckets; ++i) {
+    if (mixed[i]) bucket_[i] = kMixed;
   }
 }
 
@@ -79,10 +102,9 @@ TraceHeader SynthGenerator::header() const {
   return h;
 }
 
-size_t SynthGenerator::rank_at(double u) const {
+size_t RankSampler::count_at(double u) const {
   // The first rank whose cumulative weight exceeds u (std::upper_bound). With few experts, counting the weights at
-  // or below u gives the same index without the binary search's unpredictable branches, which dominated the
-  // generator's time.
+  // or below u gives the same index without the binary search's unpredictable branches.
   if (cdf_.size() > 64) return size_t(std::upper_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
   size_t r = 0;
   for (double c : cdf_) r += c <= u;
@@ -90,24 +112,25 @@ size_t SynthGenerator::rank_at(double u) const {
 }
 
 uint16_t SynthGenerator::draw_rank_excluding(const uint16_t* chosen, int n) {
-  const double total = cdf_.back();
+  const std::vector<double>& cdf = ranks_.cdf();
+  const double total = cdf.back();
   // Rejection is fast while the chosen ranks hold little of the mass; a deterministic fallback bounds the work.
   for (int attempt = 0; attempt < 64; ++attempt) {
     const double u = uniform01(rng_) * total;
-    size_t r = rank_at(u);
-    if (r >= cdf_.size()) r = cdf_.size() - 1;
+    size_t r = ranks_.rank_at(u);
+    if (r >= cdf.size()) r = cdf.size() - 1;
     if (std::find(chosen, chosen + n, uint16_t(r)) == chosen + n) return uint16_t(r);
   }
   double rest = 0;
-  for (size_t r = 0; r < cdf_.size(); ++r) {
-    if (std::find(chosen, chosen + n, uint16_t(r)) == chosen + n) rest += cdf_[r] - (r ? cdf_[r - 1] : 0.0);
+  for (size_t r = 0; r < cdf.size(); ++r) {
+    if (std::find(chosen, chosen + n, uint16_t(r)) == chosen + n) rest += cdf[r] - (r ? cdf[r - 1] : 0.0);
   }
   double u = uniform01(rng_) * rest;
   size_t last = 0;
-  for (size_t r = 0; r < cdf_.size(); ++r) {
+  for (size_t r = 0; r < cdf.size(); ++r) {
     if (std::find(chosen, chosen + n, uint16_t(r)) != chosen + n) continue;
     last = r;
-    u -= cdf_[r] - (r ? cdf_[r - 1] : 0.0);
+    u -= cdf[r] - (r ? cdf[r - 1] : 0.0);
     if (u < 0) return uint16_t(r);
   }
   return uint16_t(last);

@@ -43,6 +43,34 @@ struct SynthParams {
   std::string command_line() const;  // the `lina trace synth` arguments that reproduce these parameters
 };
 
+// Sampling a rank from cumulative weights cdf (ascending): rank_at(u) is the number of weights <= u, i.e. the index
+// std::upper_bound finds, for u drawn uniformly from [0, total). Almost every u is answered by one table lookup: u
+// falls into bucket floor(u * scale) of 64 per rank, and a bucket that contains no cumulative weight gives every u in
+// it the same rank (the bucket index is monotonic in u, so every weight below the bucket is <= u and every weight
+// above it is > u). The few buckets that contain a weight count. Same answers as counting, bit for bit: the
+// generator's output does not change, it is only faster (rank_at was a sixth of generating a batch).
+class RankSampler {
+ public:
+  explicit RankSampler(std::vector<double> cdf = {});
+  size_t rank_at(double u) const {
+    const double x = u * scale_;
+    if (x >= 0 && x < static_cast<double>(bucket_.size())) {
+      const uint32_t r = bucket_[static_cast<size_t>(x)];
+      if (r != kMixed) return r;
+    }
+    return count_at(u);
+  }
+  // The reference answer, by counting (a binary search beyond 64 ranks).
+  size_t count_at(double u) const;
+  const std::vector<double>& cdf() const { return cdf_; }
+
+ private:
+  static constexpr uint32_t kMixed = UINT32_MAX;
+  std::vector<double> cdf_;
+  std::vector<uint32_t> bucket_;  // the rank of every u in the bucket, or kMixed
+  double scale_ = 0;
+};
+
 class SynthGenerator {
  public:
   explicit SynthGenerator(const SynthParams& p);
@@ -55,9 +83,8 @@ class SynthGenerator {
   std::mt19937_64 rng_;
   std::vector<std::vector<uint16_t>> rank_to_expert_;  // [layer][rank]
   std::vector<std::vector<uint16_t>> expert_to_rank_;  // [layer][expert]
-  std::vector<double> cdf_;                            // cumulative Zipf weights by rank
+  RankSampler ranks_;                                  // cumulative Zipf weights by rank
   uint16_t draw_rank_excluding(const uint16_t* chosen_ranks, int n_chosen);
-  size_t rank_at(double u) const;
 };
 
 // Writes a synthetic trace to `path` (binary, or JSON lines for *.jsonl). Returns the number of tokens.

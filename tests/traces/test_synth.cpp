@@ -2,11 +2,14 @@
 // fitting the parameters back from a trace.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <set>
 
 #include "sched/error.hpp"
 #include "tests/traces/helpers.hpp"
+#include "traces/random.hpp"
 #include "traces/reader.hpp"
 #include "traces/stats.hpp"
 #include "traces/synth.hpp"
@@ -57,6 +60,33 @@ TEST(Synth, PortableSequence) {
   g2.next(b2);
   EXPECT_EQ(first, b2.experts);
   EXPECT_EQ(first, (std::vector<uint16_t>{0, 2, 7, 0, 7, 5, 3, 0, 6, 3, 6, 0}));
+}
+
+// The bucket table must answer exactly as counting the cumulative weights <= u, including at the weights themselves
+// and one ulp either side of them, for few and many ranks.
+TEST(Synth, RankSamplerAnswersAsCounting) {
+  for (int experts : {1, 2, 16, 100, 1000}) {
+    for (double zipf : {0.0, 0.619, 1.2, 3.0}) {
+      std::vector<double> cdf;
+      double acc = 0;
+      for (int r = 0; r < experts; ++r) cdf.push_back(acc += std::pow(r + 1.0, -zipf));
+      const RankSampler s(cdf);
+      std::vector<double> probes;
+      for (int i = 0; i <= 20000; ++i) probes.push_back(acc * i / 20000.0);
+      for (double c : cdf) {
+        probes.push_back(c);
+        probes.push_back(std::nextafter(c, 0.0));
+        probes.push_back(std::nextafter(c, 2 * acc));
+      }
+      std::mt19937_64 rng(experts);
+      for (int i = 0; i < 20000; ++i) probes.push_back(uniform01(rng) * acc);
+      for (double u : probes) {
+        const auto want = static_cast<size_t>(std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
+        ASSERT_EQ(s.rank_at(u), want) << experts << " " << zipf << " " << u;
+        ASSERT_EQ(s.count_at(u), want);
+      }
+    }
+  }
 }
 
 TEST(Synth, ZipfMarginal) {
