@@ -137,9 +137,18 @@ void PathEstimator::add(const BatchRouting& b) {
         uint16_t e = b.expert(j, t, s);
         if (e < experts_) layer_counts_[static_cast<size_t>(j) * static_cast<size_t>(experts_) + e] += 1;
       }
+      uint64_t k = 0;
       for (int m = 0; m <= std::min(max_path_, j); ++m) {
-        uint64_t k = 0;
-        if (!key(top1_scratch_, b.tokens, t, j, m, k)) break;
+        // key(m) puts the oldest choice highest: key(m) = e(j - m) << bits * (m - 1) | key(m - 1) while it fits.
+        if (m > 0) {
+          const uint16_t e = top1_scratch_[static_cast<size_t>(j - m) * static_cast<size_t>(b.tokens) + t];
+          if (bits_ * m <= 64) {
+            if (e >= experts_) break;  // unrecorded: the path is cut there
+            k |= static_cast<uint64_t>(e) << (bits_ * (m - 1));
+          } else if (!key(top1_scratch_, b.tokens, t, j, m, k)) {
+            break;
+          }
+        }
         Table& tab = table(j, m);
         const uint32_t r = tab.find_or_add(k);
         for (int s = 0; s < top_k_; ++s) {
