@@ -8,6 +8,8 @@ namespace lina::sim {
 Engine::EventId Engine::schedule_at(Time t, Action action) {
   assert(t >= now_ && "event scheduled in the past");
   if (t < now_) throw std::logic_error("lina engine: event scheduled in the past");
+  // The clock ends at kLimitTicks (sched/time.hpp): an input with absurdly slow links or GPUs gets there.
+  if (t.ticks() >= Time::kLimitTicks) throw TimeRangeError(t.seconds());
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();

@@ -345,6 +345,18 @@ TEST_F(CliTest, EveryLeafOfASpecAcceptsOrRejectsBadValuesCleanly) {
   EXPECT_LT(ok, runs / 2);
 }
 
+// A NIC of 2.5 bytes/s (a bandwidth without its unit) makes the step last 60-odd days, past the simulator's clock:
+// an input error naming the likely cause (it was an int64 overflow, found under UBSan).
+TEST_F(CliTest, ARunPastTheClockIsAnInputError) {
+  json spec = small_spec();
+  spec["cluster"]["nic"]["bandwidth"] = 2.5;
+  Result r = lina({"run", write("slow.json", spec.dump()), "-o", (dir_ / "o").string(), "--no-plot"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("past the clock's 53.4 days"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("without its unit"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+}
+
 TEST(Cli, SpeedupsAreTheFirstPolicysTimeOverEachPolicys) {
   lina::cli::PointResult p;
   p.policies.push_back(

@@ -1,12 +1,30 @@
-#include "sim/engine.hpp"
-
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <vector>
 
+#include "sim/engine.hpp"
+
 namespace lina::sim {
 namespace {
+
+// The clock ends at 2^62 ps (53 days): past it, times are an input error rather than an int64 overflow.
+TEST(Engine, TimesPastTheClockAreAnInputError) {
+  Engine e;
+  const Time last = Time::ps(Time::kLimitTicks - 1);
+  EXPECT_NO_THROW(e.schedule_at(last, [] {}));
+  EXPECT_THROW(e.schedule_at(Time::ps(Time::kLimitTicks), [] {}), TimeRangeError);
+  EXPECT_EQ(e.run(), 1u);
+  EXPECT_EQ(e.now(), last);
+  EXPECT_THROW(e.schedule_after(Time::ps(1), [] {}), InputError);
+  const double limit_s = static_cast<double>(Time::kLimitTicks) / Time::kTicksPerSecond;
+  EXPECT_NO_THROW(Time::from_seconds_ceil(limit_s * 0.999));
+  EXPECT_THROW(Time::from_seconds_ceil(limit_s), TimeRangeError);
+  EXPECT_THROW(Time::from_seconds(1e300), TimeRangeError);
+  EXPECT_THROW(Time::from_seconds_ceil(std::nan("")), TimeRangeError);
+  EXPECT_THROW(Time::from_seconds(-limit_s), TimeRangeError);
+}
 
 TEST(Engine, RunsEventsInTimeOrder) {
   Engine e;
