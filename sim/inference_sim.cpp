@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <stop_token>
 #include <thread>
@@ -135,11 +137,25 @@ class RecentCache {
   }
   void put(const std::string& key, std::shared_ptr<T> value) {
     std::lock_guard<std::mutex> lock(mutex_);
-    entries_.emplace_back(key, std::move(value));
-    if (entries_.size() > 4) entries_.erase(entries_.begin());
+    put_locked(key, std::move(value));
+  }
+  // The value under `key`, made and put there if there is none (atomically: two threads get the same one).
+  template <class Make>
+  std::shared_ptr<T> get_or_put(const std::string& key, Make make) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [k, v] : entries_) {
+      if (k == key) return v;
+    }
+    std::shared_ptr<T> v = make();
+    put_locked(key, v);
+    return v;
   }
 
  private:
+  void put_locked(const std::string& key, std::shared_ptr<T> value) {
+    entries_.emplace_back(key, std::move(value));
+    if (entries_.size() > 4) entries_.erase(entries_.begin());
+  }
   std::mutex mutex_;
   std::vector<std::pair<std::string, std::shared_ptr<T>>> entries_;
 };
@@ -150,6 +166,23 @@ struct StreamState {
   std::mt19937_64 rng;
 };
 RecentCache<const StreamState> g_streams;
+
+// The evaluated batches of a synthetic stream, kept for the other policies of the point, which replay the same
+// batches: at the paper's sizes (131,072 tokens x 12 layers a batch) generating them was half of an inference spec's
+// run. A prefix of the stream: its first batches and the stream's state after them, so that a source that read them
+// from here can go on generating. All stores together hold at most kStoredBatchBytes; past it, sources generate their
+// batches themselves (the same batches: the cache changes no result).
+constexpr size_t kStoredBatchBytes = size_t{1} << 30;
+std::atomic<size_t> g_stored_bytes{0};
+
+struct BatchStore {
+  std::mutex mutex;
+  std::vector<std::shared_ptr<const BatchRouting>> batches;
+  std::optional<StreamState> after;  // the stream after `batches`
+  size_t bytes = 0;
+  ~BatchStore() { g_stored_bytes -= bytes; }
+};
+RecentCache<BatchStore> g_batches;
 
 // Synthetic batches from traces/synth: with several topics, each sequence of a batch comes from one generator
 // (drawn uniformly), whose hot sets differ from the others'.
@@ -170,9 +203,10 @@ class SynthSource : public RoutingSource {
   // Draining regenerates every profiling batch, which at the paper's sizes costs as much as the evaluation, so the
   // state of the stream after the profiling batches is kept under `stream_key` (same key: same stream) and the
   // next policy of the point starts from a copy of it: the same batches, generated once.
-  void follow(RoutingSource* before, std::string stream_key) {
+  void follow(RoutingSource* before, std::string stream_key, bool share_batches) {
     before_ = before;
     stream_key_ = std::move(stream_key);
+    if (share_batches) store_ = g_batches.get_or_put(stream_key_, [] { return std::make_shared<BatchStore>(); });
   }
   bool next(BatchRouting& out) override {
     if (before_) {
@@ -188,9 +222,40 @@ class SynthSource : public RoutingSource {
       before_ = nullptr;
     }
     if (left_-- <= 0) return false;
+    if (!store_) {
+      generate(out);
+      return true;
+    }
+    std::lock_guard lock(store_->mutex);
+    if (index_ < store_->batches.size()) {
+      out = *store_->batches[index_++];
+      behind_ = true;  // this source's own stream has not moved
+      return true;
+    }
+    if (behind_) {
+      *gens_ = store_->after->gens;
+      *rng_ = store_->after->rng;
+      behind_ = false;
+    }
+    // Generated under the lock: a policy that wants this batch too waits for it rather than making it again.
+    generate(out);
+    ++index_;
+    const size_t bytes = out.experts.size() * sizeof(uint16_t) + out.weights.size() * sizeof(float);
+    if (g_stored_bytes.fetch_add(bytes) + bytes > kStoredBatchBytes) {
+      g_stored_bytes -= bytes;  // over the budget: not kept
+    } else {
+      store_->bytes += bytes;
+      store_->batches.push_back(std::make_shared<const BatchRouting>(out));
+      store_->after = StreamState{*gens_, *rng_};
+    }
+    return true;
+  }
+
+ private:
+  void generate(BatchRouting& out) {
     if (gens_->size() == 1) {
       (*gens_)[0].next(out);
-      return true;
+      return;
     }
     // Per batch: one draw for the whole batch. Per sequence: one draw per sequence and none for the batch, so the
     // stream is the one per-sequence runs always had.
@@ -207,10 +272,8 @@ class SynthSource : public RoutingSource {
             out.experts.begin() + static_cast<std::ptrdiff_t>(out.index(l, s * seq_tokens_)));
       }
     }
-    return true;
   }
 
- private:
   std::shared_ptr<std::vector<traces::SynthGenerator>> gens_;
   std::shared_ptr<std::mt19937_64> rng_;
   int sequences_, seq_tokens_;
@@ -219,6 +282,9 @@ class SynthSource : public RoutingSource {
   BatchRouting part_;
   RoutingSource* before_ = nullptr;  // owned by the same RoutingSources, which outlives both
   std::string stream_key_;
+  std::shared_ptr<BatchStore> store_;  // evaluated sources: the batches shared with the point's other policies
+  size_t index_ = 0;                   // the next batch of the evaluation
+  bool behind_ = false;                // batches were read from store_: gens_ and rng_ are at an earlier batch
 };
 
 // Batches [first, last) of a trace file.
@@ -263,7 +329,7 @@ double percentile(std::vector<double> v, double p) {
 
 }  // namespace
 
-RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, uint64_t seed) {
+RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, uint64_t seed, bool share_batches) {
   RoutingSources s;
   const int layers = m.moe_layer_count(), E = m.experts, k = m.top_k;
   const auto tokens = static_cast<int>(w.tokens_per_gpu());
@@ -297,8 +363,10 @@ RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, u
                                               w.batches, per_batch);
     s.description = fmt::format("{} (s = {}, rho = {}, topics = {} per {})", kind,
                                 kind == "uniform" ? 0.0 : w.routing.zipf_s, w.routing.rho, topics, w.routing.topic_per);
-    eval->follow(s.profile.get(), fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", s.description, E, layers, k, seed, tokens,
-                                              w.batch_size, w.seq_len, w.routing.profile_batches));
+    eval->follow(s.profile.get(),
+                 fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", s.description, E, layers, k, seed, tokens, w.batch_size,
+                             w.seq_len, w.routing.profile_batches),
+                 share_batches);
     s.eval = std::move(eval);
     return s;
   }
@@ -327,7 +395,7 @@ RunResult run_inference(const InferenceInput& in) {
   const ModelSpec& m = in.model;
   if (m.experts <= 0 || m.moe_layer_count() == 0) throw InputError("inference needs an MoE model (model.experts > 0)");
   const int N = in.cluster.gpu_count(), E = m.experts, ML = m.moe_layer_count();
-  RoutingSources src = in.sources ? in.sources() : make_routing_sources(in.workload, m, in.seed);
+  RoutingSources src = in.sources ? in.sources() : make_routing_sources(in.workload, m, in.seed, in.share_batches);
   const InferencePolicyKind kind = inference_policy_kind(in.policy.name);
 
   // Profiling: Lina's lookup tables and the mean popularity.

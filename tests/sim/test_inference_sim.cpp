@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "sched/cluster_spec.hpp"
 #include "sched/error.hpp"
@@ -148,6 +149,44 @@ TEST(InferenceSim, PipelineGivesTheResultsOfOneThread) {
     EXPECT_EQ(one.timeline.makespan, two.timeline.makespan) << policy;
     EXPECT_EQ(one.plan.tasks.size(), two.plan.tasks.size()) << policy;
   }
+}
+
+// The evaluated synthetic batches are kept for the other policies of a point (InferenceInput::share_batches): a
+// policy that copies them, or that runs while another policy makes them, gets the results it gets generating them.
+TEST(InferenceSim, PoliciesShareTheirEvaluatedBatchesWithoutChangingResults) {
+  auto input = [](const std::string& policy, bool share) {
+    InferenceInput in = small(policy, "zipf");
+    in.seed = 41;  // a stream no other test keeps
+    in.workload.routing.topics = 3;
+    in.workload.routing.topic_per = "batch";
+    in.share_batches = share;
+    return in;
+  };
+  const RunResult lina = run_inference(input("lina", false));
+  const RunResult ds = run_inference(input("deepspeed", false));
+  const RunResult ne = run_inference(input("lina-no-estimate", false));
+  InferenceInput first_half = input("oracle-placement", true);
+  first_half.workload.batches = 3;
+  run_inference(first_half);                                               // keeps batches 0-2
+  EXPECT_EQ(run_inference(input("deepspeed", true)).metrics, ds.metrics);  // copies 0-2, makes and keeps 3-5
+  EXPECT_EQ(run_inference(input("lina", true)).metrics, lina.metrics);     // copies them all
+  // Two policies at once on a new stream: one makes each batch while the other waits for it, or copies it.
+  for (uint64_t seed : {42, 43}) {
+    RunResult a, b;
+    auto at = [&](const std::string& policy) {
+      InferenceInput in = input(policy, true);
+      in.seed = seed;
+      return in;
+    };
+    std::thread t([&] { a = run_inference(at("lina")); });
+    b = run_inference(at("lina-no-estimate"));
+    t.join();
+    InferenceInput ref_a = at("lina"), ref_b = at("lina-no-estimate");
+    ref_a.share_batches = ref_b.share_batches = false;
+    EXPECT_EQ(a.metrics, run_inference(ref_a).metrics) << seed;
+    EXPECT_EQ(b.metrics, run_inference(ref_b).metrics) << seed;
+  }
+  EXPECT_NE(ne.metrics, lina.metrics);
 }
 
 // A source whose batch `bad` has one MoE layer too many: the error reaches the caller, with or without the thread,
