@@ -56,7 +56,9 @@ PointResult run_point(const ExperimentSpec& e, const SweepPoint& sp, const std::
     // Link utilisation is recorded only for the point whose timelines are written (it can be large).
     sim::RunResult r;
     if (ps.mode == "inference") {
-      r = sim::run_inference(sim::InferenceInput{ps.cluster, model, ps.workload, pol, ps.seed, timelines, {}, {}});
+      sim::InferenceInput in{ps.cluster, model, ps.workload, pol, ps.seed, timelines, {}, {}};
+      in.share_batches = ps.policies.size() > 1;  // the point's policies replay the same batches
+      r = sim::run_inference(in);
     } else {
       r = sim::run_training(sim::TrainingInput{ps.cluster, model, ps.workload, pol, ps.seed, timelines});
     }

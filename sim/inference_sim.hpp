@@ -50,10 +50,10 @@ struct RoutingSources {
 
 // Builds the profiling and evaluation sources of a workload for a model (MoE layers, experts, top_k). Throws
 // InputError for a trace whose shape does not match the model.
-// Synthetic evaluated batches are kept (`share_batches`, at most 1 GiB in all) for the other policies of the point,
-// which replay the same batches: they copy them instead of generating them again. The results do not change.
+// With `share_batches`, synthetic evaluated batches are kept (at most 1 GiB in all) for the other policies of the
+// point, which replay the same batches: they copy them instead of generating them again. The results do not change.
 RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, uint64_t seed,
-                                    bool share_batches = true);
+                                    bool share_batches = false);
 
 struct InferenceInput {
   ClusterSpec cluster;
@@ -70,8 +70,9 @@ struct InferenceInput {
   // Prepare the next batch (routing, the scheduler's decisions, the plan) on a second thread while this one simulates
   // the current batch. Same results either way; off with `execute`.
   bool pipeline = true;
-  // Keep the synthetic evaluated batches for the other policies of the point (make_routing_sources).
-  bool share_batches = true;
+  // Keep the synthetic evaluated batches for the other policies of the point (make_routing_sources); `lina run`
+  // sets it when a point has more than one policy. Off, a single run does not hold its batches in memory.
+  bool share_batches = false;
 };
 
 // Metrics (names carry their unit): latency_p50_s, latency_p95_s, latency_p99_s, latency_mean_s, service_mean_s,
