@@ -133,7 +133,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
   plan.tasks.reserve(per_rank * static_cast<size_t>(N));
   std::vector<TaskDeps> deps(static_cast<size_t>(N));  // what the next compute of each rank waits for
 
-  auto add = [&](Task t) { return plan.add_task(std::move(t)); };
+  auto add = [&](Task&& t) { return plan.add_task(std::move(t)); };
   auto compute = [&](int r, const OpCost& op, int layer, Role role) {
     Task t;
     t.rank = r;

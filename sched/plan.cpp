@@ -44,7 +44,7 @@ double Collective::total_bytes() const {
   return s;
 }
 
-int Plan::add_task(Task t) {
+int Plan::add_task(Task&& t) {
   tasks.push_back(std::move(t));
   return static_cast<int>(tasks.size()) - 1;
 }

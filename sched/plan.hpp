@@ -86,7 +86,10 @@ struct Plan {
   std::vector<Task> tasks;
   std::vector<Collective> collectives;
 
-  int add_task(Task t);
+  // Appends a task; returns its id. (Two overloads rather than one by value: a plan of thousands of tasks per
+  // inference batch is built from temporaries, which are then moved once.)
+  int add_task(Task&& t);
+  int add_task(const Task& t) { return add_task(Task(t)); }
   int add_collective(Collective c);
   // Rank `rank`'s part of collective `collective` on `stream`, after `deps`; phase, layer, role and micro-op are
   // the collective's. Returns the task id.
