@@ -9,11 +9,17 @@ namespace lina {
 
 std::vector<double> rank_expert_counts(const BatchRouting& b, int layer, int E, int N) {
   std::vector<double> c(static_cast<size_t>(N) * static_cast<size_t>(E), 0.0);
-  for (int t = 0; t < b.tokens; ++t) {
-    if (!b.recorded(layer, t)) continue;
-    const auto r = static_cast<size_t>(static_cast<int64_t>(t) * N / b.tokens);
-    for (uint16_t e : b.choices(layer, t)) {
-      if (e != kNoExpert && e < E) c[r * static_cast<size_t>(E) + e] += 1;
+  // Token t is on rank floor(t N / T): rank r holds tokens ceil(r T / N) .. ceil((r + 1) T / N) - 1 (no division per
+  // token, which was most of this loop).
+  const int64_t T = b.tokens;
+  for (int r = 0; r < N; ++r) {
+    const int64_t first = (r * T + N - 1) / N, end = ((r + 1) * T + N - 1) / N;
+    double* row = c.data() + static_cast<size_t>(r) * static_cast<size_t>(E);
+    for (int64_t t = first; t < end; ++t) {
+      if (!b.recorded(layer, static_cast<int>(t))) continue;
+      for (uint16_t e : b.choices(layer, static_cast<int>(t))) {
+        if (e != kNoExpert && e < E) row[e] += 1;
+      }
     }
   }
   return c;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -16,7 +17,6 @@
 #include <random>
 #include <stop_token>
 #include <thread>
-#include <tuple>
 
 #include "sched/error.hpp"
 #include "sched/inference_estimator.hpp"
@@ -450,7 +450,14 @@ RunResult run_inference(const InferenceInput& in) {
   // batches ran: the decisions depend only on routing and residency. So a second thread prepares batch n+1 while
   // this one simulates batch n (BatchPipeline); the batches are still simulated one by one, in order, and the results
   // are the same with or without it.
-  std::map<std::tuple<OpKind, double, double>, Time> timed;
+  // Recently timed operators, direct-mapped by a hash of (kind, FLOPs, bytes): the ranks and batches repeat the same
+  // operators. A slot holds one operator; another that hashes there replaces it (and is timed again).
+  struct TimedOp {
+    OpKind op = OpKind::kElementwise;
+    double flops = -1, bytes = -1;
+    Time duration;
+  };
+  std::vector<TimedOp> timed(4096);
   auto prepare = [&](PreparedBatch& job) -> bool {
     if (!src.eval->next(b)) return false;
     if (b.layers != ML)
@@ -494,8 +501,7 @@ RunResult run_inference(const InferenceInput& in) {
     job.plan = build_inference_plan(bi);
     job.decisions = std::move(bi.decisions);
     if (!in.execute) {
-      // What the simulator's executor would do first, done here, ahead: check the plan and time its compute. The
-      // ranks and batches repeat the same operators, so each distinct one is timed once (`timed`).
+      // What the simulator's executor would do first, done here, ahead: check the plan and time its compute.
       validate_plan(job.plan);
       job.durations.assign(job.plan.tasks.size(), Time::zero());
       for (size_t i = 0; i < job.plan.tasks.size(); ++i) {
@@ -503,9 +509,13 @@ RunResult run_inference(const InferenceInput& in) {
         if (t.kind == TaskKind::kHost) {
           job.durations[i] = Time::from_seconds_ceil(t.host_seconds);
         } else if (t.kind == TaskKind::kCompute) {
-          auto [it, added] = timed.try_emplace({t.op, t.flops, t.bytes});
-          if (added) it->second = compute.duration(t.op, t.flops, t.bytes, dtype);
-          job.durations[i] = it->second;
+          const uint64_t h = (std::bit_cast<uint64_t>(t.flops) * 0x9E3779B97F4A7C15ull) ^
+                             (std::bit_cast<uint64_t>(t.bytes) * 0xC2B2AE3D27D4EB4Full) ^ static_cast<uint64_t>(t.op);
+          TimedOp& slot = timed[static_cast<size_t>((h ^ (h >> 29)) % timed.size())];
+          if (slot.op != t.op || slot.flops != t.flops || slot.bytes != t.bytes) {
+            slot = TimedOp{t.op, t.flops, t.bytes, compute.duration(t.op, t.flops, t.bytes, dtype)};
+          }
+          job.durations[i] = slot.duration;
         }
       }
     }

@@ -11,6 +11,7 @@
 #include "sched/error.hpp"
 #include "sched/inference_estimator.hpp"
 #include "sched/inference_placement.hpp"
+#include "sched/inference_plan.hpp"
 #include "sched/inference_scheduler.hpp"
 
 namespace lina {
@@ -183,6 +184,31 @@ TEST(InferenceEstimator, FollowsPathsAndBacksOff) {
   EXPECT_DOUBLE_EQ(out[1], 2.0);
   EXPECT_DOUBLE_EQ(out[2], 1.0);
   EXPECT_EQ(est.mean_counts(0), (std::vector<double>{2, 1, 1, 0}));
+}
+
+// Token t of a batch of T is on rank floor(t N / T), for any T and N (uneven splits included), and only recorded
+// choices of experts below E count.
+TEST(InferencePlan, RankExpertCountsSplitTokensAsFloorTNOverT) {
+  std::mt19937_64 rng(5);
+  for (int T = 1; T <= 40; ++T) {
+    for (int N = 1; N <= 9; ++N) {
+      BatchRouting b;
+      b.resize(T, 2, 2, false);
+      for (auto& e : b.experts) e = static_cast<uint16_t>(rng() % 7);  // ids 5 and 6 are past E = 5
+      b.experts[b.index(1, 0, 0)] = kNoExpert;                         // token 0 unrecorded at layer 1
+      b.experts[b.index(1, 0, 1)] = kNoExpert;
+      for (int layer = 0; layer < 2; ++layer) {
+        std::vector<double> want(static_cast<size_t>(N) * 5, 0.0);
+        for (int t = 0; t < T; ++t) {
+          for (int s = 0; s < 2; ++s) {
+            const uint16_t e = b.experts[b.index(layer, t, s)];
+            if (e < 5) want[static_cast<size_t>(t * N / T) * 5 + e] += 1;
+          }
+        }
+        ASSERT_EQ(rank_expert_counts(b, layer, 5, N), want) << T << " " << N << " " << layer;
+      }
+    }
+  }
 }
 
 TEST(InferenceEstimator, APathFollowedOnlyByOutOfRangeChoicesBacksOff) {
