@@ -542,14 +542,17 @@ RunResult run_inference(const InferenceInput& in) {
     }
     service.push_back(tl.makespan.seconds());
 
-    // Per MoE layer: all-to-all spans, MoE layer span, expert compute per device.
+    // Per MoE layer: all-to-all spans, MoE layer span, expert compute per device. Indexed by layer; a layer without
+    // an MoE part keeps its empty span and is skipped.
+    const size_t L = static_cast<size_t>(m.total_layers());  // the plan's layer indices (encoder layers first)
     std::vector<int64_t> lo(plan.collectives.size(), INT64_MAX), hi(plan.collectives.size(), INT64_MIN);
-    std::map<int, std::pair<int64_t, int64_t>> span;
-    std::map<int, std::vector<int64_t>> busy;
+    std::vector<std::pair<int64_t, int64_t>> span(L, {INT64_MAX, INT64_MIN});
+    std::vector<int64_t> busy(L * static_cast<size_t>(N), 0);  // [layer][rank] expert compute
     for (const auto& r : tl.records) {
       if (r.task < 0) continue;
       const Task& t = plan.tasks[static_cast<size_t>(r.task)];
       if (t.layer < 0) continue;
+      const auto layer = static_cast<size_t>(t.layer);
       if (t.kind == TaskKind::kComm && (t.role == Role::kDispatch || t.role == Role::kCombine)) {
         auto c = static_cast<size_t>(t.collective);
         lo[c] = std::min(lo[c], r.start.ticks());
@@ -558,39 +561,37 @@ RunResult run_inference(const InferenceInput& in) {
       const bool part = t.role == Role::kExpert || t.role == Role::kDispatch || t.role == Role::kCombine ||
                         (t.kind == TaskKind::kCompute && t.op == OpKind::kGate);
       if (part) {
-        auto [it, ins] = span.emplace(t.layer, std::make_pair(r.start.ticks(), r.end.ticks()));
-        if (!ins) {
-          it->second.first = std::min(it->second.first, r.start.ticks());
-          it->second.second = std::max(it->second.second, r.end.ticks());
-        }
+        span[layer].first = std::min(span[layer].first, r.start.ticks());
+        span[layer].second = std::max(span[layer].second, r.end.ticks());
       }
-      if (t.role == Role::kExpert) {
-        auto& v = busy[t.layer];
-        v.resize(static_cast<size_t>(N), 0);
-        v[static_cast<size_t>(t.rank)] += (r.end - r.start).ticks();
-      }
+      if (t.role == Role::kExpert)
+        busy[layer * static_cast<size_t>(N) + static_cast<size_t>(t.rank)] += (r.end - r.start).ticks();
     }
-    std::map<int, double> a2a, dispatch_s;
+    std::vector<double> a2a(L, 0.0), dispatch_s(L, 0.0);
+    std::vector<uint8_t> has_a2a(L, 0);
     for (size_t c = 0; c < plan.collectives.size(); ++c) {
       const Collective& col = plan.collectives[c];
       if (col.kind != CommKind::kAllToAll || lo[c] > hi[c]) continue;
       const double t = static_cast<double>(hi[c] - lo[c]) / Time::kTicksPerSecond;
-      a2a[col.layer] += t;
-      if (col.role == Role::kDispatch) dispatch_s[col.layer] += t;
+      const auto layer = static_cast<size_t>(col.layer);
+      a2a[layer] += t;
+      has_a2a[layer] = 1;
+      if (col.role == Role::kDispatch) dispatch_s[layer] += t;
     }
     int mi = 0;
-    for (const auto& [layer, t] : a2a) {
-      a2a_layer.push_back(t);
-      if (mi < ML) a2a_per_layer[static_cast<size_t>(mi++)].push_back(t);
+    for (size_t layer = 0; layer < L; ++layer) {
+      if (!has_a2a[layer]) continue;
+      a2a_layer.push_back(a2a[layer]);
+      if (mi < ML) a2a_per_layer[static_cast<size_t>(mi++)].push_back(a2a[layer]);
     }
     size_t moe_index = 0;
-    for (const auto& [layer, sp] : span) {
-      const double len = static_cast<double>(sp.second - sp.first);
+    for (size_t layer = 0; layer < L; ++layer) {
+      const auto [first, last] = span[layer];
+      if (first > last) continue;  // no MoE part in this layer
+      const double len = static_cast<double>(last - first);
       moe_layer.push_back(len / Time::kTicksPerSecond);
-      auto it = busy.find(layer);
-      std::vector<int64_t> v = it == busy.end() ? std::vector<int64_t>(static_cast<size_t>(N), 0) : it->second;
-      v.resize(static_cast<size_t>(N), 0);
-      auto [mn, mx] = std::minmax_element(v.begin(), v.end());
+      const auto row = busy.begin() + static_cast<std::ptrdiff_t>(layer * static_cast<size_t>(N));
+      auto [mn, mx] = std::minmax_element(row, row + N);
       idle.push_back(len > 0 ? static_cast<double>(*mx - *mn) / len : 0.0);
       if (in.record_links && moe_index < decisions.size()) {
         const LayerDecision& d = decisions[moe_index];

@@ -407,6 +407,30 @@ TEST(InferenceSim, DeepSpeedsDefaultCapacityDropsTheSkewAway) {
 namespace lina::sim {
 namespace {
 
+// An encoder-decoder model numbers its layers encoder first (2 + 2 here): every MoE layer of both stacks gets its
+// records, and the per-layer tail all-to-all has one entry per MoE layer.
+TEST(InferenceSim, EncoderDecoderLayersAreAllRecorded) {
+  InferenceInput in = small("lina", "zipf");
+  in.model = load_model(nlohmann::json{{"base", "bert2gpt2"},
+                                       {"encoder_layers", 2},
+                                       {"layers", 2},
+                                       {"experts", 8},
+                                       {"top_k", 1},
+                                       {"capacity_factor", 0}},
+                        "test", "/model");
+  in.record_links = true;
+  const RunResult r = run_inference(in);
+  int rows = -1;  // the header
+  std::set<int> layers;
+  std::istringstream csv(r.layers_csv);
+  for (std::string line; std::getline(csv, line); ++rows) {
+    if (rows >= 0) layers.insert(std::stoi(line.substr(line.find(',') + 1)));
+  }
+  EXPECT_EQ(rows, 6 * 4);
+  EXPECT_EQ(layers, (std::set<int>{0, 1, 2, 3}));
+  EXPECT_EQ(nlohmann::json::parse(r.notes.at("a2a_tail_per_layer_s")).size(), 4u);
+}
+
 TEST(InferenceSim, PerLayerRecordsAddUpToTheMetrics) {
   // With the timeline recorded, every evaluated batch and MoE layer gets a row (layers-<policy>.csv); their means
   // are the reported metrics, and the estimated rows give the estimate accuracy.
