@@ -15,25 +15,36 @@ namespace {
 
 using namespace lina;
 
-void BM_Inference512Tokens24Layers16Experts(benchmark::State& state) {
+// `lina` on the paper's testbed with Zipf routing (rho 0.35, the specs' same-path share); run() times it.
+sim::InferenceInput lina_on_testbed(const nlohmann::json& model, const WorkloadSpec& workload) {
   sim::InferenceInput in;
   in.cluster = load_cluster_preset_or_file("lina-testbed");
-  in.model = load_model(
-      nlohmann::json{{"base", "transformer-xl"}, {"experts", 16}, {"top_k", 1}, {"capacity_factor", 0}}, "", "/model");
-  in.workload.batch_size = 1;
-  in.workload.seq_len = 512;
-  in.workload.batches = state.range(0);
+  in.model = load_model(model, "", "/model");
+  in.workload = workload;
   in.workload.routing.kind = "zipf";
-  in.workload.routing.zipf_s = 0.62;
   in.workload.routing.rho = 0.35;
-  in.workload.routing.profile_batches = 100;
   in.policy.name = "lina";
   in.policy.label = "lina";
-  in.pipeline = state.range(1) != 0;
+  return in;
+}
+void run(benchmark::State& state, const sim::InferenceInput& in) {
   for (auto _ : state) {
     sim::RunResult r = sim::run_inference(in);
     benchmark::DoNotOptimize(r.metrics);
   }
+}
+
+void BM_Inference512Tokens24Layers16Experts(benchmark::State& state) {
+  WorkloadSpec w;
+  w.batch_size = 1;
+  w.seq_len = 512;
+  w.batches = state.range(0);
+  w.routing.zipf_s = 0.62;
+  w.routing.profile_batches = 100;
+  sim::InferenceInput in = lina_on_testbed(
+      nlohmann::json{{"base", "transformer-xl"}, {"experts", 16}, {"top_k", 1}, {"capacity_factor", 0}}, w);
+  in.pipeline = state.range(1) != 0;
+  run(state, in);
   const double batches = static_cast<double>(state.range(0)) * static_cast<double>(state.iterations());
   state.counters["batches_per_s"] = benchmark::Counter(batches, benchmark::Counter::kIsRate);
   state.counters["s_per_10k_batches"] =
@@ -43,26 +54,18 @@ void BM_Inference512Tokens24Layers16Experts(benchmark::State& state) {
 // batch, 12 MoE layers, 16 experts on the 16-GPU testbed, dense dispatch, 4 topics drawn per batch. At this size
 // generating the routing and Lina's path tables cost more than the simulation itself.
 void BM_InferencePaperTransformerXL(benchmark::State& state) {
-  sim::InferenceInput in;
-  in.cluster = load_cluster_preset_or_file("lina-testbed");
-  in.model = load_model(
-      nlohmann::json{{"base", "transformer-xl"}, {"layers", 12}, {"experts", 16}, {"top_k", 1}, {"capacity_factor", 0}},
-      "", "/model");
-  in.workload.batch_size = 256;
-  in.workload.seq_len = 512;
-  in.workload.batches = state.range(0);
-  in.workload.routing.kind = "zipf";
-  in.workload.routing.zipf_s = 0.619;
-  in.workload.routing.rho = 0.35;
-  in.workload.routing.topics = 4;
-  in.workload.routing.topic_per = "batch";
-  in.workload.routing.profile_batches = 20;
-  in.policy.name = "lina";
-  in.policy.label = "lina";
-  for (auto _ : state) {
-    sim::RunResult r = sim::run_inference(in);
-    benchmark::DoNotOptimize(r.metrics);
-  }
+  WorkloadSpec w;
+  w.batch_size = 256;
+  w.seq_len = 512;
+  w.batches = state.range(0);
+  w.routing.zipf_s = 0.619;
+  w.routing.topics = 4;
+  w.routing.topic_per = "batch";
+  w.routing.profile_batches = 20;
+  run(state, lina_on_testbed(
+                 nlohmann::json{
+                     {"base", "transformer-xl"}, {"layers", 12}, {"experts", 16}, {"top_k", 1}, {"capacity_factor", 0}},
+                 w));
   state.counters["batches_per_s"] = benchmark::Counter(
       static_cast<double>(state.range(0)) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }

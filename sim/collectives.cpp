@@ -257,6 +257,7 @@ std::unique_ptr<Collectives::Instance> Collectives::acquire() {
 void Collectives::release(CollId id) {
   std::unique_ptr<Instance> in = std::move(instances_[id]);
   free_ids_.push_back(id);
+  --active_;
   in->clear();
   if (spare_.size() < kSpareInstances) spare_.push_back(std::move(in));
 }
@@ -500,7 +501,6 @@ void Collectives::launch(CollId id, int gpu) {
   for (int k = 0; k < in.P; ++k) start_step(in, k);
   if (in.done_count == in.P) {
     release(id);
-    --active_;
   }
 }
 
@@ -549,7 +549,6 @@ void Collectives::start_step(Instance& in, int r) {
         if (p->done_count == p->P) {
           CollId id = p->id;
           self.release(id);
-          --self.active_;
         }
       });
     } else {
@@ -620,7 +619,6 @@ void Collectives::on_flow(Instance& in, int r, int d, int s) {
   if (in.done_count == in.P) {
     CollId id = in.id;
     release(id);
-    --active_;
   }
 }
 

@@ -96,7 +96,8 @@ class Collectives {
 
  private:
   CollId add(std::unique_ptr<Instance> inst);
-  // A blank instance, recycled when one is spare; release() frees the id and keeps the instance for reuse.
+  // A blank instance, recycled when one is spare; release() ends a finished collective: frees its id, counts it out of
+  // active() and keeps the instance for reuse.
   std::unique_ptr<Instance> acquire();
   void release(CollId id);
   int channels(const Instance& in) const;

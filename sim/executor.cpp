@@ -52,11 +52,11 @@ struct Executor::State : Launcher {
     dependents.resize(static_cast<size_t>(dependents_at[n]));
     queue_tasks.resize(n);
     std::vector<int> fill_dep(dependents_at.begin(), dependents_at.end() - 1);
-    head.assign(queue_at.begin(), queue_at.end() - 1);
+    std::vector<int> fill_queue(queue_at.begin(), queue_at.end() - 1);
     for (size_t i = 0; i < n; ++i) {
       const Task& t = plan.tasks[i];
       for (int d : t.deps) dependents[static_cast<size_t>(fill_dep[static_cast<size_t>(d)]++)] = static_cast<int>(i);
-      queue_tasks[static_cast<size_t>(head[queue_of(t)]++)] = static_cast<int>(i);
+      queue_tasks[static_cast<size_t>(fill_queue[queue_of(t)]++)] = static_cast<int>(i);
     }
     head.assign(queue_at.begin(), queue_at.end() - 1);
     busy.assign(nq, 0);

@@ -42,6 +42,41 @@ struct PreparedBatch {
   std::vector<Time> durations;  // simulator: every compute and host task's duration, by task id
 };
 
+// Every compute and host task's duration, as the executor's compute_duration would give it. The ranks and batches
+// repeat the same operators, so recently timed ones are kept, direct-mapped by a hash of (kind, FLOPs, bytes): a slot
+// holds one operator, and another that hashes there replaces it (and is timed again).
+class TaskDurations {
+ public:
+  TaskDurations(const ComputeModel& compute, std::string dtype) : compute_(compute), dtype_(std::move(dtype)) {}
+  void of(const Plan& plan, std::vector<Time>& out) {
+    out.assign(plan.tasks.size(), Time::zero());
+    for (size_t i = 0; i < plan.tasks.size(); ++i) {
+      const Task& t = plan.tasks[i];
+      if (t.kind == TaskKind::kHost) out[i] = Time::from_seconds_ceil(t.host_seconds);
+      if (t.kind == TaskKind::kCompute) out[i] = compute(t);
+    }
+  }
+
+ private:
+  struct Timed {
+    OpKind op = OpKind::kElementwise;
+    double flops = -1, bytes = -1;  // no task has negative sizes (validate_plan): an empty slot
+    Time duration;
+  };
+  Time compute(const Task& t) {
+    const uint64_t h = (std::bit_cast<uint64_t>(t.flops) * 0x9E3779B97F4A7C15ull) ^
+                       (std::bit_cast<uint64_t>(t.bytes) * 0xC2B2AE3D27D4EB4Full) ^ static_cast<uint64_t>(t.op);
+    Timed& slot = slots_[static_cast<size_t>((h ^ (h >> 29)) % slots_.size())];
+    if (slot.op != t.op || slot.flops != t.flops || slot.bytes != t.bytes) {
+      slot = Timed{t.op, t.flops, t.bytes, compute_.duration(t.op, t.flops, t.bytes, dtype_)};
+    }
+    return slot.duration;
+  }
+  const ComputeModel& compute_;
+  std::string dtype_;
+  std::vector<Timed> slots_ = std::vector<Timed>(4096);
+};
+
 // Calls `prepare` (fills the next batch; false at the end) on a second thread, at most kAhead batches ahead of the
 // consumer, or in next() itself when `threaded` is false. Batches come out in order either way. An exception thrown
 // by `prepare` reaches the consumer after the batches prepared before it, as it would without the thread.
@@ -430,7 +465,6 @@ RunResult run_inference(const InferenceInput& in) {
   const auto [cluster, calibration] = calibrate_cluster(in.cluster);
   Topology topology(cluster);
   ComputeModel compute(cluster.gpu, calibration);
-  const std::string dtype = m.compute_dtype;
   const double expert_bytes = static_cast<double>(count_params(m).per_expert) * m.dtype_bytes();
 
   RunResult out;
@@ -446,18 +480,11 @@ RunResult run_inference(const InferenceInput& in) {
   int64_t batches = 0, prepared = 0;
   double cached_tokens = -1;
   ModelCost cost;
+  TaskDurations durations(compute, m.compute_dtype);
   // Preparing a batch (its routing, the scheduler's decisions at every gate, the plan) does not depend on how earlier
   // batches ran: the decisions depend only on routing and residency. So a second thread prepares batch n+1 while
   // this one simulates batch n (BatchPipeline); the batches are still simulated one by one, in order, and the results
   // are the same with or without it.
-  // Recently timed operators, direct-mapped by a hash of (kind, FLOPs, bytes): the ranks and batches repeat the same
-  // operators. A slot holds one operator; another that hashes there replaces it (and is timed again).
-  struct TimedOp {
-    OpKind op = OpKind::kElementwise;
-    double flops = -1, bytes = -1;
-    Time duration;
-  };
-  std::vector<TimedOp> timed(4096);
   auto prepare = [&](PreparedBatch& job) -> bool {
     if (!src.eval->next(b)) return false;
     if (b.layers != ML)
@@ -503,21 +530,7 @@ RunResult run_inference(const InferenceInput& in) {
     if (!in.execute) {
       // What the simulator's executor would do first, done here, ahead: check the plan and time its compute.
       validate_plan(job.plan);
-      job.durations.assign(job.plan.tasks.size(), Time::zero());
-      for (size_t i = 0; i < job.plan.tasks.size(); ++i) {
-        const Task& t = job.plan.tasks[i];
-        if (t.kind == TaskKind::kHost) {
-          job.durations[i] = Time::from_seconds_ceil(t.host_seconds);
-        } else if (t.kind == TaskKind::kCompute) {
-          const uint64_t h = (std::bit_cast<uint64_t>(t.flops) * 0x9E3779B97F4A7C15ull) ^
-                             (std::bit_cast<uint64_t>(t.bytes) * 0xC2B2AE3D27D4EB4Full) ^ static_cast<uint64_t>(t.op);
-          TimedOp& slot = timed[static_cast<size_t>((h ^ (h >> 29)) % timed.size())];
-          if (slot.op != t.op || slot.flops != t.flops || slot.bytes != t.bytes) {
-            slot = TimedOp{t.op, t.flops, t.bytes, compute.duration(t.op, t.flops, t.bytes, dtype)};
-          }
-          job.durations[i] = slot.duration;
-        }
-      }
+      durations.of(job.plan, job.durations);
     }
     return true;
   };
