@@ -129,6 +129,7 @@ bool PathEstimator::key(const std::vector<uint16_t>& top1, int tokens, int t, in
 void PathEstimator::add(const BatchRouting& b) {
   if (b.layers != layers_ || b.top_k != top_k_) throw std::invalid_argument("PathEstimator: batch shape differs");
   ++batches_;
+  flat_.clear();
   top1_choices(b, top1_scratch_);
   for (int j = 0; j < layers_; ++j) {
     for (int t = 0; t < b.tokens; ++t) {
@@ -160,57 +161,108 @@ void PathEstimator::add(const BatchRouting& b) {
   }
 }
 
+bool PathEstimator::find_row(const std::vector<uint16_t>& top1, int tokens, int t, int j, int m, const Table*& tab,
+                             uint32_t& row) const {
+  for (; m >= 0; --m) {
+    uint64_t key_v = 0;
+    if (!key(top1, tokens, t, j, m, key_v)) continue;
+    tab = &table(j, m);
+    row = tab->find(key_v);
+    // A row whose counts are all zero (only unrecorded choices followed the path) backs off like a missing one.
+    if (row != Table::kAbsent && tab->totals[row] > 0) return true;
+  }
+  return false;
+}
+
+void PathEstimator::freeze() {
+  flat_.assign(tables_.size(), {});
+  const auto E = static_cast<size_t>(experts_);
+  std::vector<uint16_t> paths;  // one pseudo-token per path key, its choices at the layers before j
+  for (int j = 0; j < layers_; ++j) {
+    for (int m = 0; m <= std::min(j, max_path_); ++m) {
+      if (bits_ * m > kDirectBits) break;
+      const size_t keys = size_t{1} << (bits_ * m);
+      if (keys * E * sizeof(double) > kFlatBytes) break;
+      paths.assign(static_cast<size_t>(j) * keys, 0);
+      for (size_t k = 0; k < keys; ++k) {
+        for (int d = 0; d < m; ++d) {  // the most recent choice in the lowest bits, as key() packs it
+          paths[static_cast<size_t>(j - 1 - d) * keys + k] =
+              static_cast<uint16_t>((k >> (bits_ * d)) & ((uint64_t{1} << bits_) - 1));
+        }
+      }
+      std::vector<double>& rows = flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m];
+      rows.assign(keys * E, 0.0);
+      for (size_t k = 0; k < keys; ++k) {
+        const Table* tab = nullptr;
+        uint32_t r = 0;
+        if (!find_row(paths, static_cast<int>(keys), static_cast<int>(k), j, m, tab, r)) continue;
+        // 0 + c * scale is c * scale: the row holds exactly the products estimate() would add.
+        tab->add_scaled(r, experts_, top_k_ / static_cast<double>(tab->totals[r]),
+                        std::span<double>(rows.data() + k * E, E));
+      }
+    }
+  }
+}
+
 void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>& top1, int j, int path_length,
                              std::span<double> out) const {
   std::fill(out.begin(), out.end(), 0.0);
   const int L = std::min({path_length, j, max_path_});
   const double k = top_k_;
-  // The token's row at the longest known path of length <= m, or false.
-  auto find_row = [&](int t, int m, const Table*& tab, uint32_t& r, int& found_m) {
-    for (; m >= 0; --m) {
-      uint64_t key_v = 0;
-      if (!key(top1, b.tokens, t, j, m, key_v)) continue;
-      tab = &table(j, m);
-      r = tab->find(key_v);
-      if (r == Table::kAbsent) continue;
-      found_m = m;
-      return true;
-    }
-    return false;
-  };
+  const auto E = static_cast<size_t>(experts_);
+  const std::vector<double>* flat =
+      flat_.empty() ? nullptr : &flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + L];
+  if (flat && flat->empty()) flat = nullptr;
   // Three passes over the tokens, because the tables of all layers are larger than the cache and nearly every token
   // finds its row in a different cache line: find each token's row and prefetch it, then prefetch its counts (a
   // dense row lives elsewhere), then add. The sums run in token order, as in a single pass. The policies of a point
   // share one estimator and may run on several threads: the scratch is per thread.
   struct Hit {
+    const double* flat;  // freeze()'s row, or null: the table's
     const Table* table;
     uint32_t row;
-    int token, m;
   };
   thread_local std::vector<Hit> hits;
   hits.clear();
+  const auto T = static_cast<size_t>(b.tokens);
   for (int t = 0; t < b.tokens; ++t) {
     if (!b.recorded(j, t)) continue;
-    Hit h{nullptr, 0, t, 0};
-    if (!find_row(t, L, h.table, h.row, h.m)) continue;
+    if (flat) {
+      uint64_t key_v = 0;
+      bool whole = true;
+      for (int d = 0; d < L && whole; ++d) {
+        const uint16_t e = top1[static_cast<size_t>(j - 1 - d) * T + static_cast<size_t>(t)];
+        whole = e < experts_;
+        key_v |= static_cast<uint64_t>(e) << (bits_ * d);
+      }
+      if (whole) {  // else a choice is unrecorded: the path is cut there, as the table lookup does
+        const double* row = flat->data() + key_v * E;
+        __builtin_prefetch(row);
+        __builtin_prefetch(row + E - 1);
+        hits.push_back({row, nullptr, 0});
+        continue;
+      }
+    }
+    Hit h{nullptr, nullptr, 0};
+    if (!find_row(top1, b.tokens, t, j, L, h.table, h.row)) continue;
     __builtin_prefetch(&h.table->rows[h.row]);
     __builtin_prefetch(&h.table->totals[h.row]);
     hits.push_back(h);
   }
   for (const Hit& h : hits) {
+    if (h.flat) continue;
     const Table::Row& row = h.table->rows[h.row];
     if (row.n == Table::kDense) {
-      __builtin_prefetch(h.table->dense.data() + static_cast<size_t>(row.c[0]) * static_cast<size_t>(experts_));
+      __builtin_prefetch(h.table->dense.data() + static_cast<size_t>(row.c[0]) * E);
     }
   }
-  for (Hit h : hits) {
-    // A row whose counts are all zero (only unrecorded choices followed the path) backs off like a missing one.
-    while (h.table->totals[h.row] == 0) {
-      if (h.m == 0 || !find_row(h.token, h.m - 1, h.table, h.row, h.m)) break;
+  for (const Hit& h : hits) {
+    if (h.flat) {
+      for (size_t e = 0; e < E; ++e) out[e] += h.flat[e];
+      continue;
     }
-    const uint64_t total = h.table->totals[h.row];
     // Each token contributes top_k choices in total.
-    if (total > 0) h.table->add_scaled(h.row, experts_, k / static_cast<double>(total), out);
+    h.table->add_scaled(h.row, experts_, k / static_cast<double>(h.table->totals[h.row]), out);
   }
 }
 

@@ -31,6 +31,12 @@ class PathEstimator {
   void estimate(const BatchRouting& b, const std::vector<uint16_t>& top1, int layer, int path_length,
                 std::span<double> out) const;
 
+  // After the last add(): lays out, for every path short enough (a table of at most kFlatBytes), the row estimate()
+  // adds for it, back-off and scale included, indexed by the path key itself. A token then costs one memory access
+  // instead of four dependent ones (key -> row -> total -> counts), which is what the estimate spends its time on.
+  // The rows hold the same products, added in the same order: results are bit-identical. add() drops them.
+  void freeze();
+
   // Mean tokens per expert at a layer over the profiling batches (replicate-history's popularity).
   std::vector<double> mean_counts(int layer) const;
 
@@ -82,6 +88,11 @@ class PathEstimator {
     void grow();
   };
   static constexpr int kDirectBits = 16;
+  static constexpr size_t kFlatBytes = size_t{1} << 20;
+  // The row estimate() adds for token t at layer j from its path of up to m choices: the longest known path, backing
+  // off past unrecorded choices, unknown paths and rows whose counts are all zero; false when there is none.
+  bool find_row(const std::vector<uint16_t>& top1, int tokens, int t, int j, int m, const Table*& tab,
+                uint32_t& row) const;
   // Path key of the m choices before layer j of token t (false when one is unrecorded).
   bool key(const std::vector<uint16_t>& top1, int tokens, int t, int j, int m, uint64_t& k) const;
   Table& table(int j, int m) { return tables_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m]; }
@@ -91,8 +102,9 @@ class PathEstimator {
 
   int layers_, experts_, top_k_, max_path_, bits_;
   int batches_ = 0;
-  std::vector<Table> tables_;         // [layer][m]
-  std::vector<double> layer_counts_;  // [layer][expert], summed over profiling batches
+  std::vector<Table> tables_;              // [layer][m]
+  std::vector<std::vector<double>> flat_;  // [layer][m]: freeze()'s rows, `experts` doubles per path key, or empty
+  std::vector<double> layer_counts_;       // [layer][expert], summed over profiling batches
   std::vector<uint16_t> top1_scratch_;
 };
 

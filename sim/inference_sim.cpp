@@ -456,6 +456,7 @@ RunResult run_inference(const InferenceInput& in) {
         first = false;
         est->add(b);
       }
+      if (est) est->freeze();
       if (est && !key.empty()) g_estimators.put(key, est);
     }
   }

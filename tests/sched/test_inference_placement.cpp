@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <map>
 #include <memory>
 #include <random>
@@ -231,6 +232,63 @@ TEST(InferenceEstimator, APathFollowedOnlyByOutOfRangeChoicesBacksOff) {
   std::vector<double> out(4);
   est.estimate(b, top1, 1, 1, out);
   EXPECT_EQ(out, (std::vector<double>{0, 0, 0.5, 0.5}));
+}
+
+// freeze() lays the rows out by path key; estimates must not change by a bit. Covers dense and sparse rows, unknown
+// paths, unrecorded choices (the path is cut), ids past the expert count, zero-count rows, top-2, an expert count
+// that is not a power of two, and path lengths shorter than the tables'.
+TEST(InferenceEstimator, FrozenTablesGiveBitIdenticalEstimates) {
+  for (const int E : {6, 16}) {
+    constexpr int L = 7, k = 2, max_path = 3;
+    std::mt19937_64 rng(static_cast<uint64_t>(E));
+    auto batch = [&](int tokens) {
+      BatchRouting b;
+      b.resize(tokens, L, k, false);
+      for (int t = 0; t < tokens; ++t) {
+        const int hot = static_cast<int>(rng() % 3);  // a few hot paths make dense rows, the rest stay sparse
+        for (int j = 0; j < L; ++j) {
+          for (int s = 0; s < k; ++s) {
+            auto e = static_cast<uint16_t>(rng() % 4 == 0 ? rng() % E : (hot + j + s) % E);
+            if (rng() % 50 == 0) e = static_cast<uint16_t>(E + 1);  // outside the model
+            b.experts[b.index(j, t, s)] = e;
+          }
+          if (rng() % 40 == 0) {
+            for (int s = 0; s < k; ++s) b.experts[b.index(j, t, s)] = kNoExpert;
+          }
+        }
+      }
+      return b;
+    };
+    PathEstimator plain(L, E, k, max_path), frozen(L, E, k, max_path);
+    for (int i = 0; i < 2; ++i) {
+      BatchRouting p = batch(700);
+      plain.add(p);
+      frozen.add(p);
+    }
+    frozen.freeze();
+    BatchRouting b = batch(900);
+    std::vector<uint16_t> top1;
+    PathEstimator::top1_choices(b, top1);
+    std::vector<double> want(static_cast<size_t>(E)), got(static_cast<size_t>(E));
+    for (int j = 0; j < L; ++j) {
+      for (int l = 0; l <= max_path; ++l) {
+        plain.estimate(b, top1, j, l, want);
+        frozen.estimate(b, top1, j, l, got);
+        for (int e = 0; e < E; ++e) {
+          ASSERT_EQ(std::bit_cast<uint64_t>(got[static_cast<size_t>(e)]),
+                    std::bit_cast<uint64_t>(want[static_cast<size_t>(e)]))
+              << "E " << E << " layer " << j << " l " << l << " expert " << e;
+        }
+      }
+    }
+    // add() after freeze() drops the frozen rows: estimates follow the new counts.
+    BatchRouting p = batch(300);
+    plain.add(p);
+    frozen.add(p);
+    plain.estimate(b, top1, L - 1, max_path, want);
+    frozen.estimate(b, top1, L - 1, max_path, got);
+    EXPECT_EQ(got, want);
+  }
 }
 
 TEST(InferenceScheduler, LinaTwoPhaseDecisions) {
