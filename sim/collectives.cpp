@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <map>
 #include <optional>
 #include <span>
 #include <stdexcept>
-#include <unordered_map>
 
 namespace lina::sim {
 
@@ -33,7 +33,7 @@ struct Collectives::Instance {
   std::vector<int> step, pending;
   std::vector<uint8_t> issued, passed, launched, finished;
   std::vector<uint32_t> recv_count, expected;  // [r * nsteps + s]
-  std::unordered_map<uint64_t, int> barrier_arrived;
+  std::vector<int> barrier_arrived;  // [s * (G + N) + g]: members arrived at rendezvous g of step s (lazily sized)
   int launched_count = 0, done_count = 0;
   // Sends of every (rank, step), computed once when the collective is added: they are read when the step starts,
   // when it is issued and for its weight. Rows: send_list[send_at[r * nsteps + s] .. send_at[r * nsteps + s + 1]).
@@ -189,7 +189,8 @@ struct Collectives::Instance {
     }
     return -1;
   }
-  void barrier_members(int r, int g, std::vector<int>& out) const {
+  template <typename Out>
+  void barrier_members(int r, int g, Out& out) const {
     out.clear();
     if (g < G) {
       for (int m = 0; m < N; ++m) out.push_back(at(m, local_idx[r]));
@@ -523,12 +524,12 @@ void Collectives::start_step(Instance& in, int r) {
     if (!in.passed[r]) {
       const int g = in.barrier(r, s);
       if (g >= 0) {
-        const uint64_t key = (static_cast<uint64_t>(s) << 32) | static_cast<uint32_t>(g);
-        int& arrived = in.barrier_arrived[key];
-        std::vector<int> members;
+        if (in.barrier_arrived.empty()) in.barrier_arrived.assign(static_cast<size_t>(in.nsteps) * (in.G + in.N), 0);
+        int& arrived = in.barrier_arrived[static_cast<size_t>(s) * (in.G + in.N) + static_cast<size_t>(g)];
+        boost::container::small_vector<int, 16> members;  // start_step recurses: no shared scratch
         in.barrier_members(r, g, members);
         if (++arrived < static_cast<int>(members.size())) return;  // the last member to arrive releases us
-        in.barrier_arrived.erase(key);
+        arrived = 0;
         for (int m : members) {
           if (m == r) continue;
           in.passed[m] = 1;

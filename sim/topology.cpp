@@ -206,10 +206,8 @@ std::span<const LinkId> Topology::store(const std::vector<LinkId>& links) const 
   return {p, links.size()};
 }
 
-std::span<const LinkId> Topology::route(int src, int dst) const {
-  check_gpu(src);
-  check_gpu(dst);
-  auto& row = rows_[src];
+std::span<const LinkId> Topology::compute_and_cache_route(int src, int dst) const {
+  auto& row = rows_[static_cast<size_t>(src)];
   if (!row) row = std::make_unique<RouteRef[]>(gpus_);
   RouteRef& r = row[dst];
   if (r.size == UINT32_MAX) {

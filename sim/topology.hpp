@@ -56,7 +56,16 @@ class Topology {
 
   // Links from src_gpu to dst_gpu, in order. Empty when src == dst. Cached: the first call computes it. The cache is
   // mutable state behind a const interface, so a Topology must not be shared between threads.
-  std::span<const LinkId> route(int src_gpu, int dst_gpu) const;
+  std::span<const LinkId> route(int src_gpu, int dst_gpu) const {
+    // The cached case inline: collectives look routes up for every flow.
+    if (src_gpu < 0 || src_gpu >= gpus_ || dst_gpu < 0 || dst_gpu >= gpus_) [[unlikely]]
+      check_gpu(src_gpu < 0 || src_gpu >= gpus_ ? src_gpu : dst_gpu);
+    if (const auto& row = rows_[static_cast<size_t>(src_gpu)]) {
+      const RouteRef& r = row[dst_gpu];
+      if (r.size != UINT32_MAX) return {r.data, r.size};
+    }
+    return compute_and_cache_route(src_gpu, dst_gpu);
+  }
   // host memory of gpu's node -> gpu, and back.
   std::span<const LinkId> host_route(int gpu) const;
   std::span<const LinkId> to_host_route(int gpu) const;
@@ -81,6 +90,7 @@ class Topology {
   void compute_route(int src, int dst, std::vector<LinkId>& out) const;
   std::span<const LinkId> store(const std::vector<LinkId>& links) const;
   void check_gpu(int gpu) const;
+  std::span<const LinkId> compute_and_cache_route(int src, int dst) const;
 
   ClusterSpec spec_;
   int gpus_ = 0;
