@@ -152,7 +152,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     t.role = role;
     t.deps = std::move(deps[static_cast<size_t>(r)]);
     int id = add(std::move(t));
-    deps[static_cast<size_t>(r)] = {id};
+    deps[static_cast<size_t>(r)].assign(1, id);  // assign, not = {id}: no temporary list copied in
     return id;
   };
   auto chain = [&](int r, const std::vector<OpCost>& ops, int layer) {
@@ -278,7 +278,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
         after.push_back(add(std::move(t)));
       }
       const int dispatch = plan.add_comm_task(r, disp_id, Stream::kAllToAll, std::move(before_dispatch));
-      deps[rs] = {dispatch};
+      deps[rs].assign(1, dispatch);
       // Packed experts run one after another; an expert without tokens costs nothing.
       bool any = false;
       for (int e = 0; e < E; ++e) {
@@ -288,7 +288,7 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
         any = true;
       }
       const int combine = plan.add_comm_task(r, comb_id, Stream::kAllToAll, any ? deps[rs] : TaskDeps{dispatch});
-      deps[rs] = {combine};
+      deps[rs].assign(1, combine);
       for (int a : after) deps[rs].push_back(a);
       if (m.dense_dispatch) compute(r, dispatch_einsum, l, Role::kOther);  // "sec,ecm->sm" after the combine
     }
