@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace lina::sim {
@@ -24,10 +25,11 @@ struct Executor::State : Launcher {
   // it is running.
   std::vector<int> queue_at, queue_tasks, head;  // q = rank * kStreamCount + stream
   std::vector<uint8_t> busy;
-  // Per collective: participants launched so far, parts left.
+  // Per collective: participants launched so far, parts left; and in flat rows of one slot per participant
+  // (part_at[c] ..): its tasks in launch order, and its tasks by position in the collective's rank list. Flat, since
+  // an inference batch starts a hundred collectives and per-collective vectors were an allocation each.
   std::vector<int> launched, parts_left;
-  std::vector<std::vector<int>> launched_tasks;  // per collective, the tasks launched so far
-  std::vector<int> position_scratch;             // rank -> position in the collective being started
+  std::vector<int> part_at, launch_order, task_at_position;
   size_t finished = 0;
 
   State(Engine& e, CollectiveBackend& c, const ExecutorOptions& o, const Plan& p, RuntimeScheduler& s)
@@ -60,13 +62,16 @@ struct Executor::State : Launcher {
     }
     head.assign(queue_at.begin(), queue_at.end() - 1);
     busy.assign(nq, 0);
-    launched.assign(plan.collectives.size(), 0);
-    launched_tasks.resize(plan.collectives.size());
-    position_scratch.assign(static_cast<size_t>(plan.ranks), -1);
-    parts_left.resize(plan.collectives.size());
-    for (size_t c = 0; c < plan.collectives.size(); ++c) {
+    const size_t nc = plan.collectives.size();
+    launched.assign(nc, 0);
+    parts_left.resize(nc);
+    part_at.assign(nc + 1, 0);
+    for (size_t c = 0; c < nc; ++c) {
       parts_left[c] = static_cast<int>(plan.collectives[c].ranks.size());
+      part_at[c + 1] = part_at[c] + parts_left[c];
     }
+    launch_order.assign(static_cast<size_t>(part_at[nc]), -1);
+    task_at_position.assign(static_cast<size_t>(part_at[nc]), -1);
   }
 
   static size_t queue_of(const Task& t) {
@@ -103,21 +108,19 @@ struct Executor::State : Launcher {
     tl.records[static_cast<size_t>(id)].task = id;
     tl.records[static_cast<size_t>(id)].launch = now;
     auto c = static_cast<size_t>(t.collective);
-    launched_tasks[c].push_back(id);
-    if (++launched[c] < static_cast<int>(plan.collectives[c].ranks.size())) return;
-    // Every participant launched: the collective starts now on all its ranks.
     const Collective& col = plan.collectives[c];
-    for (size_t pos = 0; pos < col.ranks.size(); ++pos)
-      position_scratch[static_cast<size_t>(col.ranks[pos])] = static_cast<int>(pos);
-    std::vector<int> task_of_position(col.ranks.size(), -1);
-    for (int task : launched_tasks[c]) {
-      task_of_position[static_cast<size_t>(
-          position_scratch[static_cast<size_t>(plan.tasks[static_cast<size_t>(task)].rank)])] = task;
+    const auto row = static_cast<size_t>(part_at[c]);
+    const auto pos = static_cast<size_t>(std::find(col.ranks.begin(), col.ranks.end(), t.rank) - col.ranks.begin());
+    task_at_position[row + pos] = id;  // validate_plan: each rank of the collective has exactly one task
+    launch_order[row + static_cast<size_t>(launched[c])] = id;
+    if (++launched[c] < static_cast<int>(col.ranks.size())) return;
+    // Every participant launched: the collective starts now on all its ranks.
+    for (size_t k = 0; k < col.ranks.size(); ++k) {
+      const int task = launch_order[row + k];
       tl.records[static_cast<size_t>(task)].start = now;
       scheduler.on_task_start(task, now);
     }
-    std::vector<int>().swap(launched_tasks[c]);
-    collectives.start(col, [this, task_of_position](int pos) { finish(task_of_position[static_cast<size_t>(pos)]); });
+    collectives.start(col, [this, row](int p) { finish(task_at_position[row + static_cast<size_t>(p)]); });
   }
 
   void finish(int id) {
