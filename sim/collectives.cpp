@@ -543,20 +543,50 @@ void Collectives::start_step(Instance& in, int r) {
       continue;
     }
     if (alpha_ > Time::zero()) {
-      Instance* p = &in;
-      engine_.schedule_after(alpha_, [p, r] {
-        Collectives& self = *p->owner;
-        self.issue(*p, r);
-        if (p->done_count == p->P) {
-          CollId id = p->id;
-          self.release(id);
-        }
-      });
+      issue_after_alpha(in, r);
     } else {
       issue(in, r);
     }
     return;
   }
+}
+
+void Collectives::issue_after_alpha(Instance& in, int r) {
+  if (open_alpha_wait_ != UINT32_MAX) {
+    AlphaWait& w = alpha_waits_[open_alpha_wait_];
+    const Engine::EventId last = engine_.last_scheduled();
+    // Nothing was scheduled after the open wait's event and it falls at the same instant: this rank's issue would
+    // run right after the ranks already there, as a separate event would.
+    if (last.seq == w.event.seq && last.slot == w.event.slot && w.at == engine_.now() + alpha_) {
+      w.ranks.emplace_back(&in, r);
+      return;
+    }
+  }
+  uint32_t i;
+  if (!free_alpha_waits_.empty()) {
+    i = free_alpha_waits_.back();
+    free_alpha_waits_.pop_back();
+  } else {
+    i = static_cast<uint32_t>(alpha_waits_.size());
+    alpha_waits_.emplace_back();
+  }
+  alpha_waits_[i].ranks.assign(1, {&in, r});
+  alpha_waits_[i].at = engine_.now() + alpha_;
+  alpha_waits_[i].event = engine_.schedule_after(alpha_, [this, i] {
+    if (open_alpha_wait_ == i) open_alpha_wait_ = UINT32_MAX;
+    // By index: issuing may add waits (and grow the vector).
+    for (size_t k = 0; k < alpha_waits_[i].ranks.size(); ++k) {
+      auto [p, rank] = alpha_waits_[i].ranks[k];
+      issue(*p, rank);
+      if (p->done_count == p->P) {
+        CollId id = p->id;
+        release(id);
+      }
+    }
+    alpha_waits_[i].ranks.clear();
+    free_alpha_waits_.push_back(i);
+  });
+  open_alpha_wait_ = i;
 }
 
 void Collectives::issue(Instance& in, int r) {

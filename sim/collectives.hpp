@@ -106,6 +106,19 @@ class Collectives {
   double step_weight(Instance& in, int s);
   void check_step(Instance& in, int r);
   void on_flow(Instance& in, int r, int d, int s);
+  void issue_after_alpha(Instance& in, int r);
+
+  // Ranks waiting for their step's alpha. Ranks that start a step at the same instant (a rendezvous releases a
+  // whole group) share one engine event while no other event was scheduled between them, so the order of work is
+  // the one separate events would give: an all-to-all step costs one event instead of one per rank.
+  struct AlphaWait {
+    Engine::EventId event;
+    Time at;
+    std::vector<std::pair<Instance*, int>> ranks;
+  };
+  std::vector<AlphaWait> alpha_waits_;
+  std::vector<uint32_t> free_alpha_waits_;
+  uint32_t open_alpha_wait_ = UINT32_MAX;  // the wait that can still take ranks, if its event is the engine's last
 
   Engine& engine_;
   Network& net_;

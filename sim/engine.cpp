@@ -23,7 +23,8 @@ Engine::EventId Engine::schedule_at(Time t, Action action) {
   slots_[slot].action = std::move(action);
   heap_.push(Entry{t, seq, slot});
   ++live_;
-  return EventId{seq, slot};
+  last_ = EventId{seq, slot};
+  return last_;
 }
 
 void Engine::cancel(EventId id) {

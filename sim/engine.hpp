@@ -39,6 +39,9 @@ class Engine {
   // Runs every event with time <= t, then sets now() to t (if t is later). Returns events executed.
   uint64_t run_until(Time t);
 
+  // The id of the most recently scheduled event, valid or not: a caller that finds its own event there knows that
+  // nothing was scheduled after it, so work added to that event runs exactly when a new event would have.
+  EventId last_scheduled() const { return last_; }
   bool empty() const { return live_ == 0; }
   uint64_t events_executed() const { return executed_; }
   size_t pending() const { return live_; }
@@ -62,6 +65,7 @@ class Engine {
   uint64_t next_seq_ = 0;
   uint64_t executed_ = 0;
   size_t live_ = 0;
+  EventId last_;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
