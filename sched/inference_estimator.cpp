@@ -190,7 +190,7 @@ void PathEstimator::freeze() {
               static_cast<uint16_t>((k >> (bits_ * d)) & ((uint64_t{1} << bits_) - 1));
         }
       }
-      std::vector<double>& rows = flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m];
+      auto& rows = flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m];
       rows.assign(keys * E, 0.0);
       for (size_t k = 0; k < keys; ++k) {
         const Table* tab = nullptr;
@@ -210,8 +210,7 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
   const int L = std::min({path_length, j, max_path_});
   const double k = top_k_;
   const auto E = static_cast<size_t>(experts_);
-  const std::vector<double>* flat =
-      flat_.empty() ? nullptr : &flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + L];
+  const auto* flat = flat_.empty() ? nullptr : &flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + L];
   if (flat && flat->empty()) flat = nullptr;
   // Three passes over the tokens, because the tables of all layers are larger than the cache and nearly every token
   // finds its row in a different cache line: find each token's row and prefetch it, then prefetch its counts (a
@@ -236,10 +235,7 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
         key_v |= static_cast<uint64_t>(e) << (bits_ * d);
       }
       if (whole) {  // else a choice is unrecorded: the path is cut there, as the table lookup does
-        const double* row = flat->data() + key_v * E;
-        __builtin_prefetch(row);
-        __builtin_prefetch(row + E - 1);
-        hits.push_back({row, nullptr, 0});
+        hits.push_back({flat->data() + key_v * E, nullptr, 0});  // prefetched in the last pass, a few tokens ahead
         continue;
       }
     }
@@ -256,7 +252,17 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
       __builtin_prefetch(h.table->dense.data() + static_cast<size_t>(row.c[0]) * E);
     }
   }
-  for (const Hit& h : hits) {
+  // A burst of hundreds of prefetches overflows the core's outstanding misses; a fixed distance keeps it streaming.
+  constexpr size_t kAhead = 32;
+  for (size_t i = 0; i < std::min(kAhead, hits.size()); ++i) {
+    if (hits[i].flat) __builtin_prefetch(hits[i].flat), __builtin_prefetch(hits[i].flat + E - 1);
+  }
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const Hit& h = hits[i];
+    if (i + kAhead < hits.size() && hits[i + kAhead].flat) {
+      __builtin_prefetch(hits[i + kAhead].flat);
+      __builtin_prefetch(hits[i + kAhead].flat + E - 1);
+    }
     if (h.flat) {
       for (size_t e = 0; e < E; ++e) out[e] += h.flat[e];
       continue;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <new>
 #include <span>
 #include <vector>
 
@@ -102,9 +103,22 @@ class PathEstimator {
 
   int layers_, experts_, top_k_, max_path_, bits_;
   int batches_ = 0;
-  std::vector<Table> tables_;              // [layer][m]
-  std::vector<std::vector<double>> flat_;  // [layer][m]: freeze()'s rows, `experts` doubles per path key, or empty
-  std::vector<double> layer_counts_;       // [layer][expert], summed over profiling batches
+  std::vector<Table> tables_;  // [layer][m]
+  // Cache-line pairs: a row of 16 experts is 128 bytes, which the core fetches as one aligned pair.
+  template <typename T>
+  struct Aligned {
+    using value_type = T;
+    static constexpr std::align_val_t kAlign{128};
+    Aligned() = default;
+    template <typename U>
+    Aligned(const Aligned<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+    void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+    bool operator==(const Aligned&) const { return true; }
+  };
+  std::vector<std::vector<double, Aligned<double>>> flat_;  // [layer][m]: freeze()'s rows, `experts` doubles per
+                                                            // path key, or empty
+  std::vector<double> layer_counts_;                        // [layer][expert], summed over profiling batches
   std::vector<uint16_t> top1_scratch_;
 };
 
