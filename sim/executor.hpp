@@ -27,12 +27,24 @@ class CollectiveBackend {
   virtual void start(const Collective& c, std::function<void(int position)> on_rank_done) = 0;
 };
 
+// What the executor derives from a plan before running it, in flat rows: each task's dependents (the dependents of
+// task i are dependents[dependents_at[i] .. dependents_at[i + 1])), each stream's tasks in issue order
+// (queue_tasks[queue_at[q] ..], q = rank * kStreamCount + stream) and one slot per collective participant
+// (part_at[c] ..). It depends on the plan alone, so the inference simulator builds it ahead, with the durations.
+struct PlanIndex {
+  std::vector<int> dependents_at, dependents;
+  std::vector<int> queue_at, queue_tasks;
+  std::vector<int> part_at;
+};
+void index_plan(const Plan& plan, PlanIndex& out);
+
 struct ExecutorOptions {
   std::function<Time(const Task&)> compute_duration;  // compute and host tasks
   // Optional: the duration of every compute and host task by task id, computed ahead (compute_duration is then not
   // called), and whether the caller already ran validate_plan. The inference simulator does both on the thread that
   // prepares the next batch.
   const std::vector<Time>* durations = nullptr;
+  const PlanIndex* index = nullptr;  // optional: index_plan(plan), built ahead
   bool plan_validated = false;
   bool record_link_samples = false;
 };

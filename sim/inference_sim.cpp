@@ -40,6 +40,7 @@ struct PreparedBatch {
   Plan plan;
   std::vector<LayerDecision> decisions;
   std::vector<Time> durations;  // simulator: every compute and host task's duration, by task id
+  PlanIndex index;              // simulator: the executor's rows of the plan (index_plan)
 };
 
 // Every compute and host task's duration, as the executor's compute_duration would give it. The ranks and batches
@@ -532,6 +533,7 @@ RunResult run_inference(const InferenceInput& in) {
       // What the simulator's executor would do first, done here, ahead: check the plan and time its compute.
       validate_plan(job.plan);
       durations.of(job.plan, job.durations);
+      index_plan(job.plan, job.index);
     }
     return true;
   };
@@ -550,6 +552,7 @@ RunResult run_inference(const InferenceInput& in) {
       NetworkCollectives backend(engine, network, topology, cluster);  // collectives and host loads
       ExecutorOptions opts;
       opts.durations = &job.durations;
+      opts.index = &job.index;
       opts.plan_validated = true;
       Executor exec(engine, backend, opts);
       tl = exec.run(plan, sched);
