@@ -528,7 +528,10 @@ RunResult run_inference(const InferenceInput& in) {
       bi.decisions.push_back(std::move(d));
     }
     job.plan = build_inference_plan(bi);
-    job.decisions = std::move(bi.decisions);
+    // The simulating thread reads the decisions only for the per-layer CSV. Otherwise they die here, on the thread
+    // that made them: memory freed by another thread goes back through a lock on this one's arena, and a batch's
+    // placements are hundreds of small vectors.
+    if (in.record_links || in.execute) job.decisions = std::move(bi.decisions);
     if (!in.execute) {
       // What the simulator's executor would do first, done here, ahead: check the plan and time its compute.
       validate_plan(job.plan);
