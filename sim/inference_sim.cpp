@@ -97,6 +97,9 @@ class BatchPipeline {
       if (error_) std::rethrow_exception(error_);
       return false;
     }
+    // The batch `out` held is freed by the preparing thread, which allocated it: a free from another thread goes
+    // through that thread's arena lock, while it allocates the next batch.
+    spent_.push_back(std::move(out));
     out = std::move(queue_.front());
     queue_.pop_front();
     space_.notify_one();
@@ -111,11 +114,15 @@ class BatchPipeline {
       for (;;) {
         PreparedBatch job;
         if (!prepare_(job)) break;
-        std::unique_lock lock(mutex_);
-        // Stopped (the consumer gave up, e.g. on an exception): return; the destructor joins.
-        if (!space_.wait(lock, stop, [&] { return queue_.size() < kAhead; })) return;
-        queue_.push_back(std::move(job));
-        ready_.notify_one();
+        std::vector<PreparedBatch> spent;
+        {
+          std::unique_lock lock(mutex_);
+          // Stopped (the consumer gave up, e.g. on an exception): return; the destructor joins.
+          if (!space_.wait(lock, stop, [&] { return queue_.size() < kAhead; })) return;
+          queue_.push_back(std::move(job));
+          ready_.notify_one();
+          spent.swap(spent_);
+        }
       }
     } catch (...) {
       std::lock_guard lock(mutex_);
@@ -131,6 +138,7 @@ class BatchPipeline {
   std::condition_variable ready_;
   std::condition_variable_any space_;
   std::deque<PreparedBatch> queue_;
+  std::vector<PreparedBatch> spent_;  // consumed batches, for the preparing thread to free
   bool finished_ = false;
   std::exception_ptr error_;
   std::jthread worker_;  // declared last: stopped and joined before the members it uses go away
