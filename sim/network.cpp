@@ -102,7 +102,7 @@ Network::FlowId Network::start_route_flow(std::span<const LinkId> route, Time la
   stats_.bytes_started += bytes;
   // Local copies complete now, with no network involved.
   int64_t t = engine_.now().ticks() + (route.empty() ? 0 : latency.ticks());
-  arrivals_.push_back(Pending{t, seq_++, f});
+  arrivals_.emplace_back(t, seq_++, f);  // in place: a temporary Pending was reloaded with a store-forwarding stall
   std::push_heap(arrivals_.begin(), arrivals_.end(), std::greater<>());
   ensure_wake(t);
   return f;
@@ -406,7 +406,7 @@ void Network::solve_component(std::span<const LinkId> links) {
     batches_[b].epoch = epoch;
     batches_[b].rep = batch_scratch_.front();
     batches_[b].flows.assign(batch_scratch_.begin(), batch_scratch_.end());
-    completions_.push_back(Pending{first, seq_++, b});
+    completions_.emplace_back(first, seq_++, b);
     std::push_heap(completions_.begin(), completions_.end(), std::greater<>());
   }
 #ifndef NDEBUG
