@@ -239,21 +239,26 @@ Plan build_inference_plan(const InferenceBatchInput& in) {
     for (int r = 0; r < N; ++r) {
       const auto rs = static_cast<size_t>(r);
       const int gate = compute(r, lc.gate, l, Role::kOther);
+      // Scheduling after the gate (Phase 2's check or a reschedule) blocks the dispatch: the dense dispatch's
+      // masks and einsum lay tokens out by destination device (which copy of an expert gets which rows, and the
+      // capacity C), so they wait for the final placement too.
+      TaskDeps before_dispatch;
+      int blocking = -1;
+      if (dec.blocking_seconds > 0) {
+        blocking = host(r, dec.blocking_seconds, l, {gate});
+        deps[rs].push_back(blocking);
+        before_dispatch.push_back(blocking);
+      }
       int encoded = gate;
       if (m.dense_dispatch) {
         compute(r, dispatch_masks, l, Role::kOther);
         encoded = compute(r, dispatch_einsum, l, Role::kOther);
       }
-      TaskDeps before_dispatch = {encoded};
+      before_dispatch.push_back(encoded);
       for (int t : phase1[rs]) before_dispatch.push_back(t);
       phase1[rs].clear();
-      if (dec.blocking_seconds > 0) {
-        int h = host(r, dec.blocking_seconds, l, {gate});
-        before_dispatch.push_back(h);
-        int ld = loads(r, dec.blocking_loads, l, {h});
-        if (ld >= 0) before_dispatch.push_back(ld);
-      } else if (!dec.blocking_loads.empty()) {
-        int ld = loads(r, dec.blocking_loads, l, {gate});
+      if (!dec.blocking_loads.empty()) {
+        int ld = loads(r, dec.blocking_loads, l, {blocking >= 0 ? blocking : gate});
         if (ld >= 0) before_dispatch.push_back(ld);
       }
       // Phase 1 for the next MoE layer: from this gate's output, overlapped with this layer.

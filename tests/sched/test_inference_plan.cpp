@@ -2,12 +2,15 @@
 // against DeepSpeed-MoE's padded dense dispatch, closed forms on a 4-device, 4-expert layer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "sched/inference_placement.hpp"
 #include "sched/inference_plan.hpp"
 #include "sched/inference_scheduler.hpp"
 #include "sched/model_spec.hpp"
+#include "sched/training_plan.hpp"
 
 namespace lina {
 namespace {
@@ -168,6 +171,53 @@ TEST(InferencePlan, EvenSplitNeedsNoPadding) {
   EXPECT_EQ(t.capacity, 5);
   for (double x : t.tokens) EXPECT_DOUBLE_EQ(x, 5);
   for (int j = 0; j < N; ++j) EXPECT_DOUBLE_EQ(at(t.work, j, j, E), 20);
+}
+
+// Scheduling after the gate (a Phase 2 check or reschedule) decides which device gets which tokens, so the dense
+// dispatch's masks and einsum, which lay the buffers out by destination device, start after it; without it they
+// follow the gate directly.
+TEST(InferencePlan, DenseDispatchWaitsForSchedulingAfterTheGate) {
+  const ModelSpec m = load_model(
+      nlohmann::json{{"base", "transformer-xl"}, {"layers", 1}, {"experts", E}, {"top_k", 1}, {"capacity_factor", 0}},
+      "", "/model");
+  ASSERT_TRUE(m.dense_dispatch);
+  const ModelCost cost = model_cost(m, 24, 512);
+  for (const double blocking : {0.0, 1.45e-3}) {
+    InferenceBatchInput in;
+    in.model = &m;
+    in.cost = &cost;
+    in.ranks = N;
+    in.counts = {skewed_counts()};
+    LayerDecision d;
+    d.placement = static_placement(E, N);
+    d.blocking_seconds = blocking;
+    in.decisions = {d};
+    const Plan plan = build_inference_plan(in);
+    for (int r = 0; r < N; ++r) {
+      // The rank's tasks of the MoE layer in order: the gate, then (with blocking) the host task, then the masks.
+      int gate = -1, host = -1, masks = -1;
+      for (size_t i = 0; i < plan.tasks.size(); ++i) {
+        const Task& t = plan.tasks[i];
+        if (t.rank != r) continue;
+        if (t.kind == TaskKind::kCompute && t.op == OpKind::kGate) gate = static_cast<int>(i);
+        if (t.kind == TaskKind::kHost && host < 0) host = static_cast<int>(i);
+        if (gate >= 0 && masks < 0 && t.kind == TaskKind::kCompute && t.op != OpKind::kGate &&
+            static_cast<int>(i) > gate)
+          masks = static_cast<int>(i);
+      }
+      ASSERT_GE(gate, 0);
+      ASSERT_GE(masks, 0);
+      const TaskDeps& deps = plan.tasks[static_cast<size_t>(masks)].deps;
+      if (blocking > 0) {
+        ASSERT_GE(host, 0) << r;
+        EXPECT_EQ(plan.tasks[static_cast<size_t>(host)].host_seconds, blocking);
+        EXPECT_NE(std::find(deps.begin(), deps.end(), host), deps.end()) << "rank " << r;
+      } else {
+        EXPECT_EQ(host, -1) << r;
+        EXPECT_EQ(std::vector<int>(deps.begin(), deps.end()), std::vector<int>{gate}) << "rank " << r;
+      }
+    }
+  }
 }
 
 }  // namespace
