@@ -13,9 +13,13 @@
 // The spec's cluster is scaled to the GPUs present: one node of that many GPUs of the detected GPU type (the GPU
 // preset matching the device name, or --gpu), with the spec's link parameters replaced by the calibration's.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include "cli/commands.hpp"
@@ -409,9 +413,26 @@ int cmd_hw(const std::vector<std::string>& args) {
   if (sub == "validate") return run_or_validate(rest, true);
   throw InputError(fmt::format("unknown 'lina hw' command '{}' (info, calibrate, run, validate)", sub));
 #else
+  // `lina` itself never loads CUDA (cuBLAS, cuBLASLt and NCCL are about 200 MB of resident libraries and 0.1 s at
+  // every start, for commands that never touch a GPU). A build with the backend puts `lina-hw`, the same program
+  // with it, beside `lina`: the command is handed over to it.
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::filesystem::path hw = ec ? std::filesystem::path() : self.parent_path() / "lina-hw";
+  if (!hw.empty() && std::filesystem::exists(hw, ec)) {
+    std::vector<std::string> words = {hw.string(), "hw"};
+    words.insert(words.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    std::fflush(nullptr);
+    ::execv(hw.c_str(), argv.data());
+    std::fprintf(stderr, "lina hw: cannot run %s: %s\n", hw.c_str(), std::strerror(errno));
+    return 1;
+  }
   std::fprintf(stderr,
                "lina hw: this build has no hardware backend (configure with -DLINA_CUDA=ON where the CUDA toolkit, "
-               "cuBLAS and NCCL are installed)\n");
+               "cuBLAS and NCCL are installed; it builds lina-hw beside lina)\n");
   return 1;
 #endif
 }

@@ -14,7 +14,7 @@ log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 
 log "build ($BUILD)"
 cmake -S . -B "$BUILD" -G Ninja -DLINA_CUDA=ON -DLINA_BUILD_BENCH=OFF > "$OUT/configure.log"
-ninja -C "$BUILD" -j"$(nproc)" lina test_hw > "$OUT/build.log"
+ninja -C "$BUILD" -j"$(nproc)" lina lina-hw test_hw > "$OUT/build.log"
 
 log "lina hw info"
 "$BUILD/cli/lina" hw info | tee "$OUT/info.txt" | tee -a "$OUT/summary.txt"

@@ -3,7 +3,9 @@
 // with exit code 2 for each class of malformed spec, `lina params` (table and --json), `lina --version`, unknown
 // commands.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -430,6 +432,33 @@ TEST(Cli, ParamsJson) {
     }
   }
   EXPECT_TRUE(found);
+}
+
+}  // namespace
+
+namespace {
+
+// `lina` carries no CUDA: `lina hw ...` is handed to `lina-hw` beside it where the build has the backend (the input
+// error of the real command comes back, exit 2), else it says there is no backend (exit 1).
+TEST(CliHw, CommandsAreHandedToLinaHw) {
+  const fs::path lina = fs::path(LINA_BINARY_DIR) / "cli" / "lina";
+  if (!fs::exists(lina)) GTEST_SKIP() << "no " << lina;
+  const fs::path missing = fs::temp_directory_path() / "lina-no-such-measurements.json";
+  const std::string cmd = lina.string() + " hw calibrate --from " + missing.string() + " -o /dev/null 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int status = ::pclose(p);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  if (fs::exists(lina.parent_path() / "lina-hw")) {
+    EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+    EXPECT_NE(out.find(missing.string()), std::string::npos) << out;
+  } else {
+    EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+    EXPECT_NE(out.find("no hardware backend"), std::string::npos) << out;
+  }
 }
 
 }  // namespace
