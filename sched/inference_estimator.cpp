@@ -182,7 +182,7 @@ void PathEstimator::freeze() {
     for (int m = 0; m <= std::min(j, max_path_); ++m) {
       if (bits_ * m > kDirectBits) break;
       const size_t keys = size_t{1} << (bits_ * m);
-      if (keys * E * sizeof(double) > kFlatBytes) break;
+      if (keys * E * sizeof(uint32_t) > kFlatBytes) break;
       paths.assign(static_cast<size_t>(j) * keys, 0);
       for (size_t k = 0; k < keys; ++k) {
         for (int d = 0; d < m; ++d) {  // the most recent choice in the lowest bits, as key() packs it
@@ -190,15 +190,15 @@ void PathEstimator::freeze() {
               static_cast<uint16_t>((k >> (bits_ * d)) & ((uint64_t{1} << bits_) - 1));
         }
       }
-      auto& rows = flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m];
-      rows.assign(keys * E, 0.0);
+      Flat& f = flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m];
+      f.counts.assign(keys * E, 0);
+      f.scale.assign(keys, 0.0);
       for (size_t k = 0; k < keys; ++k) {
         const Table* tab = nullptr;
         uint32_t r = 0;
         if (!find_row(paths, static_cast<int>(keys), static_cast<int>(k), j, m, tab, r)) continue;
-        // 0 + c * scale is c * scale: the row holds exactly the products estimate() would add.
-        tab->add_scaled(r, experts_, top_k_ / static_cast<double>(tab->totals[r]),
-                        std::span<double>(rows.data() + k * E, E));
+        f.scale[k] = top_k_ / static_cast<double>(tab->totals[r]);
+        tab->counts_of(r, experts_, f.counts.data() + k * E);
       }
     }
   }
@@ -210,14 +210,15 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
   const int L = std::min({path_length, j, max_path_});
   const double k = top_k_;
   const auto E = static_cast<size_t>(experts_);
-  const auto* flat = flat_.empty() ? nullptr : &flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + L];
-  if (flat && flat->empty()) flat = nullptr;
+  const Flat* flat = flat_.empty() ? nullptr : &flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + L];
+  if (flat && flat->scale.empty()) flat = nullptr;
   // Three passes over the tokens, because the tables of all layers are larger than the cache and nearly every token
   // finds its row in a different cache line: find each token's row and prefetch it, then prefetch its counts (a
   // dense row lives elsewhere), then add. The sums run in token order, as in a single pass. The policies of a point
   // share one estimator and may run on several threads: the scratch is per thread.
   struct Hit {
-    const double* flat;  // freeze()'s row, or null: the table's
+    const uint32_t* flat;  // freeze()'s counts, times *flat_scale; or null: the table's row
+    const double* flat_scale;
     const Table* table;
     uint32_t row;
   };
@@ -235,11 +236,13 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
         key_v |= static_cast<uint64_t>(e) << (bits_ * d);
       }
       if (whole) {  // else a choice is unrecorded: the path is cut there, as the table lookup does
-        hits.push_back({flat->data() + key_v * E, nullptr, 0});  // prefetched in the last pass, a few tokens ahead
+        // Prefetched in the last pass, a few tokens ahead.
+        // Built in place: a Hit assembled on the stack and copied was a store-forwarding stall per token.
+        hits.emplace_back(flat->counts.data() + key_v * E, flat->scale.data() + key_v, nullptr, 0u);
         continue;
       }
     }
-    Hit h{nullptr, nullptr, 0};
+    Hit h{nullptr, nullptr, nullptr, 0};
     if (!find_row(top1, b.tokens, t, j, L, h.table, h.row)) continue;
     __builtin_prefetch(&h.table->rows[h.row]);
     __builtin_prefetch(&h.table->totals[h.row]);
@@ -255,16 +258,18 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
   // A burst of hundreds of prefetches overflows the core's outstanding misses; a fixed distance keeps it streaming.
   constexpr size_t kAhead = 32;
   for (size_t i = 0; i < std::min(kAhead, hits.size()); ++i) {
-    if (hits[i].flat) __builtin_prefetch(hits[i].flat), __builtin_prefetch(hits[i].flat + E - 1);
+    if (hits[i].flat) __builtin_prefetch(hits[i].flat), __builtin_prefetch(hits[i].flat_scale);
   }
   for (size_t i = 0; i < hits.size(); ++i) {
     const Hit& h = hits[i];
     if (i + kAhead < hits.size() && hits[i + kAhead].flat) {
       __builtin_prefetch(hits[i + kAhead].flat);
-      __builtin_prefetch(hits[i + kAhead].flat + E - 1);
+      __builtin_prefetch(hits[i + kAhead].flat_scale);
     }
     if (h.flat) {
-      for (size_t e = 0; e < E; ++e) out[e] += h.flat[e];
+      // The products add_scaled forms for the same row (zeros add nothing): the same sums, bit for bit.
+      const double scale = *h.flat_scale;
+      for (size_t e = 0; e < E; ++e) out[e] += h.flat[e] * scale;
       continue;
     }
     // Each token contributes top_k choices in total.

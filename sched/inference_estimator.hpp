@@ -10,6 +10,7 @@
 // expected tokens per expert (it sums to tokens * top_k when every path is known).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <new>
 #include <span>
@@ -84,6 +85,17 @@ class PathEstimator {
       for (int i = 0; i < r.n; ++i) out[r.e[i]] += r.c[i] * scale;
     }
 
+    // The row's count of every expert into out[0 .. experts).
+    void counts_of(uint32_t row, int experts, uint32_t* out) const {
+      const Row& r = rows[row];
+      if (r.n == kDense) {
+        const uint32_t* d = dense.data() + static_cast<size_t>(r.c[0]) * static_cast<size_t>(experts);
+        std::copy(d, d + experts, out);
+        return;
+      }
+      for (int i = 0; i < r.n; ++i) out[r.e[i]] = r.c[i];
+    }
+
    private:
     size_t probe(uint64_t key) const;
     void grow();
@@ -104,11 +116,11 @@ class PathEstimator {
   int layers_, experts_, top_k_, max_path_, bits_;
   int batches_ = 0;
   std::vector<Table> tables_;  // [layer][m]
-  // Cache-line pairs: a row of 16 experts is 128 bytes, which the core fetches as one aligned pair.
+  // A row of 16 experts' counts is one aligned 64-byte cache line.
   template <typename T>
   struct Aligned {
     using value_type = T;
-    static constexpr std::align_val_t kAlign{128};
+    static constexpr std::align_val_t kAlign{64};
     Aligned() = default;
     template <typename U>
     Aligned(const Aligned<U>&) {}
@@ -116,9 +128,14 @@ class PathEstimator {
     void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
     bool operator==(const Aligned&) const { return true; }
   };
-  std::vector<std::vector<double, Aligned<double>>> flat_;  // [layer][m]: freeze()'s rows, `experts` doubles per
-                                                            // path key, or empty
-  std::vector<double> layer_counts_;                        // [layer][expert], summed over profiling batches
+  // freeze()'s rows for table [layer][m], indexed by path key: the counts of the row estimate() adds for the key
+  // (after back-off), `experts` per key, and the scale top_k / total it multiplies them by (0: no row, nothing added).
+  struct Flat {
+    std::vector<uint32_t, Aligned<uint32_t>> counts;
+    std::vector<double> scale;
+  };
+  std::vector<Flat> flat_;
+  std::vector<double> layer_counts_;  // [layer][expert], summed over profiling batches
   std::vector<uint16_t> top1_scratch_;
 };
 
