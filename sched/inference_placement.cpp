@@ -1,6 +1,7 @@
 #include "sched/inference_placement.hpp"
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -52,8 +53,12 @@ Residency home_residency(int experts, int devices) {
 namespace {
 
 // A set of experts placed together on `copies` devices; each copy expects load / copies.
+// Experts of a unit and of a device: at most max_per_device (4 by default), kept inline. A placement runs at every
+// gate of every batch, and these were most of its allocations.
+using ExpertList = boost::container::small_vector<int, 4>;
+
 struct Unit {
-  std::vector<int> experts;
+  ExpertList experts;
   double load = 0;  // in devices (sum of s_e)
   int copies = 1;
   double per_copy() const { return load / copies; }
@@ -180,7 +185,7 @@ Placement popularity_placement(std::span<const double> load, int N, int max_per_
   std::stable_sort(copies.begin(), copies.end(), [](const Copy& a, const Copy& b) { return a.load > b.load; });
   std::vector<int> device_unit(static_cast<size_t>(N), -1);
   std::vector<double> device_load(static_cast<size_t>(N), 0.0);
-  std::vector<std::vector<int>> device_experts(static_cast<size_t>(N));
+  std::vector<ExpertList> device_experts(static_cast<size_t>(N));
   // Two passes: copies that can land where their weights already are, then the others on the lowest free devices.
   std::vector<uint8_t> assigned(copies.size(), 0);
   const int per_node = devices_per_node > 0 ? devices_per_node : N;
