@@ -213,9 +213,10 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
   const Flat* flat = flat_.empty() ? nullptr : &flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + L];
   if (flat && flat->scale.empty()) flat = nullptr;
   // Three passes over the tokens, because the tables of all layers are larger than the cache and nearly every token
-  // finds its row in a different cache line: find each token's row and prefetch it, then prefetch its counts (a
-  // dense row lives elsewhere), then add. The sums run in token order, as in a single pass. The policies of a point
-  // share one estimator and may run on several threads: the scratch is per thread.
+  // finds its row in a different cache line: find each token's row (a table row is prefetched there), prefetch the
+  // dense counts of table rows, then add, prefetching frozen rows a fixed distance ahead. The sums run in token
+  // order, as in a single pass. The policies of a point share one estimator and may run on several threads: the
+  // scratch is per thread.
   struct Hit {
     const uint32_t* flat;  // freeze()'s counts, times *flat_scale; or null: the table's row
     const double* flat_scale;
@@ -236,7 +237,6 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
         key_v |= static_cast<uint64_t>(e) << (bits_ * d);
       }
       if (whole) {  // else a choice is unrecorded: the path is cut there, as the table lookup does
-        // Prefetched in the last pass, a few tokens ahead.
         // Built in place: a Hit assembled on the stack and copied was a store-forwarding stall per token.
         hits.emplace_back(flat->counts.data() + key_v * E, flat->scale.data() + key_v, nullptr, 0u);
         continue;

@@ -33,10 +33,11 @@ class PathEstimator {
   void estimate(const BatchRouting& b, const std::vector<uint16_t>& top1, int layer, int path_length,
                 std::span<double> out) const;
 
-  // After the last add(): lays out, for every path short enough (a table of at most kFlatBytes), the row estimate()
-  // adds for it, back-off and scale included, indexed by the path key itself. A token then costs one memory access
-  // instead of four dependent ones (key -> row -> total -> counts), which is what the estimate spends its time on.
-  // The rows hold the same products, added in the same order: results are bit-identical. add() drops them.
+  // After the last add(): lays out, for every path short enough (a table of at most kFlatBytes), the counts of the
+  // row estimate() adds for it (back-off resolved) and their scale, indexed by the path key itself. A token then
+  // costs one cache line instead of four dependent accesses (key -> row -> total -> counts), which is what the
+  // estimate spends its time on. estimate() forms the same products and adds them in the same order: results are
+  // bit-identical (a test compares them). add() drops the layout.
   void freeze();
 
   // Mean tokens per expert at a layer over the profiling batches (replicate-history's popularity).
