@@ -7,6 +7,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "sched/random.hpp"
+
 namespace lina {
 
 std::vector<std::vector<int>> Placement::hosted() const {
@@ -239,7 +241,7 @@ Placement popularity_placement(std::span<const double> load, int N, int max_per_
         best = d;
       }
     }
-    if (best < 0) best = static_cast<int>(std::uniform_int_distribution<int>(0, N - 1)(rng));
+    if (best < 0) best = static_cast<int>(uniform_below(rng, static_cast<uint64_t>(N)));  // portable, unlike std::
     device_experts[static_cast<size_t>(best)].push_back(e);
   }
   Placement p;

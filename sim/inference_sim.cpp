@@ -22,10 +22,10 @@
 #include "sched/inference_estimator.hpp"
 #include "sched/inference_plan.hpp"
 #include "sched/inference_scheduler.hpp"
+#include "sched/random.hpp"
 #include "sim/collective_backend.hpp"
 #include "sim/compute.hpp"
 #include "sim/executor.hpp"
-#include "traces/random.hpp"
 #include "traces/reader.hpp"
 #include "traces/synth.hpp"
 
@@ -395,10 +395,10 @@ RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, u
       p.tokens = topics == 1 ? tokens : static_cast<int>(w.seq_len);
       p.zipf = kind == "uniform" ? 0.0 : w.routing.zipf_s;
       p.rho = w.routing.rho;
-      p.seed = topics == 1 ? seed : traces::derive_seed(seed, 1000 + static_cast<uint64_t>(t));
+      p.seed = topics == 1 ? seed : derive_seed(seed, 1000 + static_cast<uint64_t>(t));
       gens->emplace_back(p);
     }
-    auto rng = std::make_shared<std::mt19937_64>(traces::derive_seed(seed, 999));
+    auto rng = std::make_shared<std::mt19937_64>(derive_seed(seed, 999));
     // One stream of batches: the profiling ones first, then the evaluated ones (never the same batches).
     const bool per_batch = w.routing.topic_per == "batch";
     s.profile = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
@@ -651,7 +651,7 @@ RunResult run_inference(const InferenceInput& in) {
   // Arrivals: closed loop (latency = service) or Poisson (queueing in front of the cluster).
   std::vector<double> latency = service;
   if (in.workload.arrival == "poisson") {
-    std::mt19937_64 rng(traces::derive_seed(in.seed, 7));
+    std::mt19937_64 rng(derive_seed(in.seed, 7));
     std::exponential_distribution<double> gap(in.workload.arrival_rate_per_s);
     double arrival = 0, free_at = 0;
     for (size_t i = 0; i < service.size(); ++i) {

@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "sched/error.hpp"
-#include "traces/random.hpp"
+#include "sched/random.hpp"
 #include "traces/reader.hpp"
 #include "traces/writer.hpp"
 

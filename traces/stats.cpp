@@ -7,7 +7,7 @@
 #include <set>
 
 #include "sched/error.hpp"
-#include "traces/random.hpp"
+#include "sched/random.hpp"
 
 namespace lina::traces {
 namespace {

@@ -7,7 +7,7 @@
 #include <functional>
 
 #include "sched/error.hpp"
-#include "traces/random.hpp"
+#include "sched/random.hpp"
 #include "traces/writer.hpp"
 
 namespace lina::traces {

@@ -10,7 +10,7 @@
 // popularity of every layer stays exactly Zipf(zipf) whatever rho: skew is set by zipf alone and the same-path
 // share by rho (about rho + (1 - rho) * p(succ) for top-1). Gate weights, when asked, are random and descending.
 //
-// Randomness comes only from std::mt19937_64 streams derived from the seed (traces/random.hpp), so one seed gives
+// Randomness comes only from std::mt19937_64 streams derived from the seed (sched/random.hpp), so one seed gives
 // byte-identical files everywhere.
 #pragma once
 

@@ -81,6 +81,27 @@ TEST(InferencePlacement, PrefersDevicesHoldingTheWeights) {
   EXPECT_EQ(missing_weights(q, home).size(), 3u);
 }
 
+// Experts nobody is expected to pick, with no device slot left (2 devices of at most 2 experts, 6 experts): each goes
+// to a device drawn from the seed. The draw is lina's portable one, so a seed gives the same placement everywhere;
+// here: every expert placed once on a valid device, the same seed gives the same placement, and seeds differ.
+TEST(InferencePlacement, UnpickedExpertsWithoutAFreeSlotGoToASeededDevice) {
+  const std::vector<double> load = {5, 5, 0, 0, 0, 0};
+  std::vector<int> first_device_of_last;
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    const Placement p = popularity_placement(load, 2, 2, seed);
+    ASSERT_EQ(p.replicas.size(), load.size());
+    for (const auto& r : p.replicas) {
+      ASSERT_FALSE(r.empty());
+      for (int d : r) ASSERT_TRUE(d == 0 || d == 1);
+    }
+    const Placement again = popularity_placement(load, 2, 2, seed);
+    EXPECT_EQ(again.replicas, p.replicas) << seed;
+    first_device_of_last.push_back(p.replicas.back().front());
+  }
+  EXPECT_NE(std::count(first_device_of_last.begin(), first_device_of_last.end(), 0), 0);
+  EXPECT_NE(std::count(first_device_of_last.begin(), first_device_of_last.end(), 1), 0);
+}
+
 TEST(InferencePlacement, ZeroLoadIsStatic) {
   EXPECT_EQ(popularity_placement(std::vector<double>(6, 0.0), 3, 4, 1), static_placement(6, 3));
 }

@@ -8,8 +8,8 @@
 #include <set>
 
 #include "sched/error.hpp"
+#include "sched/random.hpp"
 #include "tests/traces/helpers.hpp"
-#include "traces/random.hpp"
 #include "traces/reader.hpp"
 #include "traces/stats.hpp"
 #include "traces/synth.hpp"

@@ -1,6 +1,7 @@
 // Portable sampling from a std::mt19937_64 stream. The standard distributions are implementation-defined (libstdc++
-// and libc++ give different numbers for the same seed), so synthetic traces and shuffles implement their own, which
-// makes a seed produce the same bytes on every platform.
+// and libc++ give different numbers for the same seed), so lina implements its own (synthetic traces, shuffles,
+// placements' random choices), which makes a seed produce the same bytes on every platform. In sched/ because
+// every other folder may use it.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-namespace lina::traces {
+namespace lina {
 
 // Uniform integer in [0, n), n >= 1, without modulo bias (rejection of the short top range).
 inline uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
@@ -36,4 +37,4 @@ inline uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   return z ^ (z >> 31);
 }
 
-}  // namespace lina::traces
+}  // namespace lina
