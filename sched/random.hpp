@@ -4,6 +4,7 @@
 // every other folder may use it.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <utility>
@@ -22,6 +23,9 @@ inline uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
 
 // Uniform double in [0, 1) with 53 random bits.
 inline double uniform01(std::mt19937_64& rng) { return double(rng() >> 11) * 0x1.0p-53; }
+
+// Exponential with rate `rate` (> 0), by inversion: -ln(1 - u) / rate, u = uniform01 (so 1 - u is in (0, 1]).
+inline double exponential(std::mt19937_64& rng, double rate) { return -std::log1p(-uniform01(rng)) / rate; }
 
 // Fisher-Yates.
 template <class T>

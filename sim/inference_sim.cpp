@@ -652,10 +652,9 @@ RunResult run_inference(const InferenceInput& in) {
   std::vector<double> latency = service;
   if (in.workload.arrival == "poisson") {
     std::mt19937_64 rng(derive_seed(in.seed, 7));
-    std::exponential_distribution<double> gap(in.workload.arrival_rate_per_s);
     double arrival = 0, free_at = 0;
     for (size_t i = 0; i < service.size(); ++i) {
-      arrival += gap(rng);
+      arrival += exponential(rng, in.workload.arrival_rate_per_s);  // portable, unlike std::exponential_distribution
       const double start = std::max(arrival, free_at);
       free_at = start + service[i];
       latency[i] = free_at - arrival;
