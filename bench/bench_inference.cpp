@@ -32,6 +32,10 @@ void run(benchmark::State& state, const sim::InferenceInput& in) {
     sim::RunResult r = sim::run_inference(in);
     benchmark::DoNotOptimize(r.metrics);
   }
+  const double batches = static_cast<double>(in.workload.batches) * static_cast<double>(state.iterations());
+  state.counters["batches_per_s"] = benchmark::Counter(batches, benchmark::Counter::kIsRate);
+  state.counters["s_per_10k_batches"] =
+      benchmark::Counter(batches / 1e4, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void BM_Inference512Tokens24Layers16Experts(benchmark::State& state) {
@@ -45,10 +49,6 @@ void BM_Inference512Tokens24Layers16Experts(benchmark::State& state) {
       nlohmann::json{{"base", "transformer-xl"}, {"experts", 16}, {"top_k", 1}, {"capacity_factor", 0}}, w);
   in.pipeline = state.range(1) != 0;
   run(state, in);
-  const double batches = static_cast<double>(state.range(0)) * static_cast<double>(state.iterations());
-  state.counters["batches_per_s"] = benchmark::Counter(batches, benchmark::Counter::kIsRate);
-  state.counters["s_per_10k_batches"] =
-      benchmark::Counter(batches / 1e4, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 // The paper's Transformer-XL inference setup (experiments/paper/inference-transformer-xl.json): 131,072 tokens per
 // batch, 12 MoE layers, 16 experts on the 16-GPU testbed, dense dispatch, 4 topics drawn per batch. At this size
@@ -66,8 +66,6 @@ void BM_InferencePaperTransformerXL(benchmark::State& state) {
                  nlohmann::json{
                      {"base", "transformer-xl"}, {"layers", 12}, {"experts", 16}, {"top_k", 1}, {"capacity_factor", 0}},
                  w));
-  state.counters["batches_per_s"] = benchmark::Counter(
-      static_cast<double>(state.range(0)) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_InferencePaperTransformerXL)->Arg(20)->Unit(benchmark::kMillisecond)->Iterations(1);
 

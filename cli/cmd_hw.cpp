@@ -248,10 +248,7 @@ Timeline simulate(const Plan& plan, const Experiment& e, const std::string& poli
   sim::NetworkCollectives collectives(engine, network, topology, cluster);
   sim::ComputeModel compute(cluster.gpu, cal);
   sim::ExecutorOptions opts;
-  opts.compute_duration = [&](const Task& t) {
-    if (t.kind == TaskKind::kHost) return Time::from_seconds_ceil(t.host_seconds);
-    return compute.duration(t.op, t.flops, t.bytes, e.model.compute_dtype);
-  };
+  opts.compute_duration = [&](const Task& t) { return compute.task_duration(t, e.model.compute_dtype); };
   sim::Executor exec(engine, collectives, opts);
   auto sched = scheduler_for(policy);
   return exec.run(plan, *sched);

@@ -190,7 +190,7 @@ void PathEstimator::freeze() {
               static_cast<uint16_t>((k >> (bits_ * d)) & ((uint64_t{1} << bits_) - 1));
         }
       }
-      Flat& f = flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m];
+      Flat& f = flat_[at(j, m)];
       f.counts.assign(keys * E, 0);
       f.scale.assign(keys, 0.0);
       for (size_t k = 0; k < keys; ++k) {
@@ -210,7 +210,7 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
   const int L = std::min({path_length, j, max_path_});
   const double k = top_k_;
   const auto E = static_cast<size_t>(experts_);
-  const Flat* flat = flat_.empty() ? nullptr : &flat_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + L];
+  const Flat* flat = flat_.empty() ? nullptr : &flat_[at(j, L)];
   if (flat && flat->scale.empty()) flat = nullptr;
   // Three passes over the tokens, because the tables of all layers are larger than the cache and nearly every token
   // finds its row in a different cache line: find each token's row (a table row is prefetched there), prefetch the

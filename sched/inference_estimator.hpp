@@ -102,6 +102,8 @@ class PathEstimator {
     void grow();
   };
   static constexpr int kDirectBits = 16;
+  // freeze() lays out a table only up to 1 MiB of counts: 16 experts at l = 3 take 256 KiB per layer; longer paths
+  // (l = 6: 16^6 keys) stay in the hash tables.
   static constexpr size_t kFlatBytes = size_t{1} << 20;
   // The row estimate() adds for token t at layer j from its path of up to m choices: the longest known path, backing
   // off past unrecorded choices, unknown paths and rows whose counts are all zero; false when there is none.
@@ -109,10 +111,10 @@ class PathEstimator {
                 uint32_t& row) const;
   // Path key of the m choices before layer j of token t (false when one is unrecorded).
   bool key(const std::vector<uint16_t>& top1, int tokens, int t, int j, int m, uint64_t& k) const;
-  Table& table(int j, int m) { return tables_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m]; }
-  const Table& table(int j, int m) const {
-    return tables_[static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m];
-  }
+  // Tables and their frozen layouts are kept [layer][path length].
+  size_t at(int j, int m) const { return static_cast<size_t>(j) * static_cast<size_t>(max_path_ + 1) + m; }
+  Table& table(int j, int m) { return tables_[at(j, m)]; }
+  const Table& table(int j, int m) const { return tables_[at(j, m)]; }
 
   int layers_, experts_, top_k_, max_path_, bits_;
   int batches_ = 0;

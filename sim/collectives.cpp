@@ -9,6 +9,8 @@
 #include <span>
 #include <stdexcept>
 
+#include "sim/slots.hpp"
+
 namespace lina::sim {
 
 struct Collectives::Instance {
@@ -288,14 +290,7 @@ Collectives::CollId Collectives::add(std::unique_ptr<Instance> in) {
     }
   }
   in->owner = this;
-  CollId id;
-  if (!free_ids_.empty()) {
-    id = free_ids_.back();
-    free_ids_.pop_back();
-  } else {
-    id = static_cast<CollId>(instances_.size());
-    instances_.emplace_back();
-  }
+  const CollId id = take_slot(instances_, free_ids_);
   in->id = id;
   instances_[id] = std::move(in);
   ++active_;
@@ -562,14 +557,7 @@ void Collectives::issue_after_alpha(Instance& in, int r) {
       return;
     }
   }
-  uint32_t i;
-  if (!free_alpha_waits_.empty()) {
-    i = free_alpha_waits_.back();
-    free_alpha_waits_.pop_back();
-  } else {
-    i = static_cast<uint32_t>(alpha_waits_.size());
-    alpha_waits_.emplace_back();
-  }
+  const uint32_t i = take_slot(alpha_waits_, free_alpha_waits_);
   alpha_waits_[i].ranks.assign(1, {&in, r});
   alpha_waits_[i].at = engine_.now() + alpha_;
   alpha_waits_[i].event = engine_.schedule_after(alpha_, [this, i] {

@@ -248,6 +248,12 @@ Time ComputeModel::duration(OpKind kind, double flops, double bytes, const std::
   return launch_ + Time::from_seconds_ceil(busy);
 }
 
+Time ComputeModel::task_duration(const Task& t, const std::string& dtype) const {
+  if (t.kind == TaskKind::kHost) return Time::from_seconds_ceil(t.host_seconds);
+  if (t.kind == TaskKind::kCompute) return duration(t.op, t.flops, t.bytes, dtype);
+  return Time::zero();
+}
+
 CalibratedCluster calibrate_cluster(const ClusterSpec& cluster) {
   CalibratedCluster c{cluster, std::nullopt};
   if (!cluster.calibration.empty()) {

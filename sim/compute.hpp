@@ -38,6 +38,7 @@
 
 #include "sched/cluster_spec.hpp"
 #include "sched/flops.hpp"
+#include "sched/plan.hpp"
 #include "sched/time.hpp"
 
 namespace lina::sim {
@@ -113,6 +114,9 @@ class ComputeModel {
   Time duration(const OpCost& cost, const std::string& dtype, bool with_communication = false) const {
     return duration(cost.kind, cost.flops, cost.bytes, dtype, with_communication);
   }
+  // A plan task's duration: host work takes its seconds (rounded up to the tick), a compute task duration() above.
+  // Communication tasks are timed by the network, not here (zero).
+  Time task_duration(const Task& t, const std::string& dtype) const;
   // The compute part of a duration (without launch overhead) in seconds, unrounded: for executors that slow it down
   // over part of its run.
   double busy_seconds(OpKind kind, double flops, double bytes, const std::string& dtype) const;

@@ -3,6 +3,8 @@
 #include <cassert>
 #include <stdexcept>
 
+#include "sim/slots.hpp"
+
 namespace lina::sim {
 
 Engine::EventId Engine::schedule_at(Time t, Action action) {
@@ -10,14 +12,7 @@ Engine::EventId Engine::schedule_at(Time t, Action action) {
   if (t < now_) throw std::logic_error("lina engine: event scheduled in the past");
   // The clock ends at kLimitTicks (sched/time.hpp): an input with absurdly slow links or GPUs gets there.
   if (t.ticks() >= Time::kLimitTicks) throw TimeRangeError(t.seconds());
-  uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<uint32_t>(slots_.size());
-    slots_.emplace_back();
-  }
+  const uint32_t slot = take_slot(slots_, free_slots_);
   uint64_t seq = next_seq_++;
   slots_[slot].seq = seq;
   slots_[slot].action = std::move(action);

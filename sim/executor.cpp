@@ -7,6 +7,11 @@
 
 namespace lina::sim {
 
+namespace {
+// A task's stream queue: q = rank * kStreamCount + stream.
+size_t queue_of(const Task& t) { return static_cast<size_t>(t.rank) * kStreamCount + static_cast<size_t>(t.stream); }
+}  // namespace
+
 struct Executor::State : Launcher {
   Engine& engine;
   CollectiveBackend& collectives;
@@ -19,14 +24,14 @@ struct Executor::State : Launcher {
   PlanIndex own_index;
   const PlanIndex& ix;
   std::vector<int> pending_deps;
-  std::vector<uint8_t> done, reported;
+  std::vector<uint8_t> reported;
   // Per rank and stream: the position of its head in ix.queue_tasks and whether it is running.
   std::vector<int> head;  // q = rank * kStreamCount + stream
   std::vector<uint8_t> busy;
-  // Per collective: participants launched so far, parts left; per participant slot (ix.part_at): the tasks in
-  // launch order, and the tasks by position in the collective's rank list. Flat, since an inference batch starts a
-  // hundred collectives and per-collective vectors were an allocation each.
-  std::vector<int> launched, parts_left;
+  // Per collective: participants launched so far; per participant slot (ix.part_at): the tasks in launch order, and
+  // the tasks by position in the collective's rank list. Flat, since an inference batch starts a hundred collectives
+  // and per-collective vectors were an allocation each.
+  std::vector<int> launched;
   std::vector<int> launch_order, task_at_position;
   size_t finished = 0;
 
@@ -37,21 +42,14 @@ struct Executor::State : Launcher {
     const size_t nq = static_cast<size_t>(plan.ranks) * kStreamCount;
     pending_deps.resize(n);
     for (size_t i = 0; i < n; ++i) pending_deps[i] = static_cast<int>(plan.tasks[i].deps.size());
-    done.assign(n, 0);
     reported.assign(n, 0);
     tl.records.resize(n);
     head.assign(ix.queue_at.begin(), ix.queue_at.end() - 1);
     busy.assign(nq, 0);
     const size_t nc = plan.collectives.size();
     launched.assign(nc, 0);
-    parts_left.resize(nc);
-    for (size_t c = 0; c < nc; ++c) parts_left[c] = static_cast<int>(plan.collectives[c].ranks.size());
     launch_order.assign(static_cast<size_t>(ix.part_at[nc]), -1);
     task_at_position.assign(static_cast<size_t>(ix.part_at[nc]), -1);
-  }
-
-  static size_t queue_of(const Task& t) {
-    return static_cast<size_t>(t.rank) * kStreamCount + static_cast<size_t>(t.stream);
   }
 
   bool queue_empty(size_t q) const { return head[q] == ix.queue_at[q + 1]; }
@@ -102,7 +100,6 @@ struct Executor::State : Launcher {
   void finish(int id) {
     const Task& t = plan.tasks[static_cast<size_t>(id)];
     tl.records[static_cast<size_t>(id)].end = engine.now();
-    done[static_cast<size_t>(id)] = 1;
     ++finished;
     size_t q = queue_of(t);
     ++head[q];
@@ -119,9 +116,6 @@ struct Executor::State : Launcher {
 void index_plan(const Plan& plan, PlanIndex& out) {
   const size_t n = plan.tasks.size();
   const size_t nq = static_cast<size_t>(plan.ranks) * kStreamCount;
-  auto queue_of = [](const Task& t) {
-    return static_cast<size_t>(t.rank) * kStreamCount + static_cast<size_t>(t.stream);
-  };
   // Counting sort into rows, in task order, so dependents and queues keep the order of a push_back per task.
   out.dependents_at.assign(n + 1, 0);
   out.queue_at.assign(nq + 1, 0);

@@ -34,8 +34,8 @@ namespace {
 
 // ---- the batch pipeline ----
 
-// A batch ready to simulate: its plan and the scheduler's decision at every MoE layer (the per-layer CSV reports
-// them).
+// A batch ready to simulate: its plan and, when the per-layer CSV is written, the scheduler's decision at every MoE
+// layer.
 struct PreparedBatch {
   Plan plan;
   std::vector<LayerDecision> decisions;
@@ -43,18 +43,17 @@ struct PreparedBatch {
   PlanIndex index;              // simulator: the executor's rows of the plan (index_plan)
 };
 
-// Every compute and host task's duration, as the executor's compute_duration would give it. The ranks and batches
-// repeat the same operators, so recently timed ones are kept, direct-mapped by a hash of (kind, FLOPs, bytes): a slot
-// holds one operator, and another that hashes there replaces it (and is timed again).
+// Every task's duration (ComputeModel::task_duration), for the executor ahead of the run. The ranks and batches
+// repeat the same compute operators, so recently timed ones are kept, direct-mapped by a hash of (kind, FLOPs, bytes):
+// a slot holds one operator, and another that hashes there replaces it (and is timed again).
 class TaskDurations {
  public:
   TaskDurations(const ComputeModel& compute, std::string dtype) : compute_(compute), dtype_(std::move(dtype)) {}
   void of(const Plan& plan, std::vector<Time>& out) {
-    out.assign(plan.tasks.size(), Time::zero());
+    out.resize(plan.tasks.size());
     for (size_t i = 0; i < plan.tasks.size(); ++i) {
       const Task& t = plan.tasks[i];
-      if (t.kind == TaskKind::kHost) out[i] = Time::from_seconds_ceil(t.host_seconds);
-      if (t.kind == TaskKind::kCompute) out[i] = compute(t);
+      out[i] = t.kind == TaskKind::kCompute ? compute(t) : compute_.task_duration(t, dtype_);
     }
   }
 
@@ -69,7 +68,7 @@ class TaskDurations {
                        (std::bit_cast<uint64_t>(t.bytes) * 0xC2B2AE3D27D4EB4Full) ^ static_cast<uint64_t>(t.op);
     Timed& slot = slots_[static_cast<size_t>((h ^ (h >> 29)) % slots_.size())];
     if (slot.op != t.op || slot.flops != t.flops || slot.bytes != t.bytes) {
-      slot = Timed{t.op, t.flops, t.bytes, compute_.duration(t.op, t.flops, t.bytes, dtype_)};
+      slot = Timed{t.op, t.flops, t.bytes, compute_.task_duration(t, dtype_)};
     }
     return slot.duration;
   }
@@ -539,7 +538,7 @@ RunResult run_inference(const InferenceInput& in) {
     // The simulating thread reads the decisions only for the per-layer CSV. Otherwise they die here, on the thread
     // that made them: memory freed by another thread goes back through a lock on this one's arena, and a batch's
     // placements are hundreds of small vectors.
-    if (in.record_links || in.execute) job.decisions = std::move(bi.decisions);
+    if (in.record_links) job.decisions = std::move(bi.decisions);
     if (!in.execute) {
       // What the simulator's executor would do first, done here, ahead: check the plan and time its compute.
       validate_plan(job.plan);

@@ -7,6 +7,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "sim/slots.hpp"
+
 namespace lina::sim {
 namespace {
 
@@ -395,14 +397,7 @@ void Network::solve_component(std::span<const LinkId> links) {
   }
   stats_.flow_allocations += alloc_.size();
   if (first != kNever) {
-    uint32_t b;
-    if (!free_batches_.empty()) {
-      b = free_batches_.back();
-      free_batches_.pop_back();
-    } else {
-      b = static_cast<uint32_t>(batches_.size());
-      batches_.emplace_back();
-    }
+    const uint32_t b = take_slot(batches_, free_batches_);
     batches_[b].epoch = epoch;
     batches_[b].rep = batch_scratch_.front();
     batches_[b].flows.assign(batch_scratch_.begin(), batch_scratch_.end());

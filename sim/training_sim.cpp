@@ -123,10 +123,7 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout, const 
   ComputeModel compute(cluster.gpu, calibration);
   const std::string dtype = in.model.compute_dtype;
   ExecutorOptions opts;
-  opts.compute_duration = [&](const Task& t) {
-    if (t.kind == TaskKind::kHost) return Time::from_seconds_ceil(t.host_seconds);
-    return compute.duration(t.op, t.flops, t.bytes, dtype);
-  };
+  opts.compute_duration = [&](const Task& t) { return compute.task_duration(t, dtype); };
   std::vector<LinkSample> samples;
   if (in.record_links) {
     network.set_link_observer([&samples](Time t, LinkId l, double rate) {
