@@ -68,11 +68,22 @@ const std::vector<ParamDef>& workload_params() {
        T::kChoice,
        D::kNumber,
        "sequence",
-       "zipf/uniform with topics > 1: draw a topic per sequence (a batch mixes topics; its popularity is close to "
-       "their average) or per batch (the batch has one topic's full skew; hot sets change between batches)",
+       "zipf/uniform with topics > 1: draw a topic per sequence (a batch mixes topics evenly; its popularity is close "
+       "to their average), per batch (the batch has one topic's full skew; hot sets change between batches), or from "
+       "a mixture (each batch draws topic weights from a Dirichlet distribution of concentration topic_alpha and each "
+       "sequence its topic from them: batches range from one topic's full skew to an even mix)",
        -1e308,
        kNoMax,
-       {"sequence", "batch"}},
+       {"sequence", "batch", "mixture"}},
+      {"workload.routing.topic_alpha",
+       T::kNumber,
+       D::kNumber,
+       1.0,
+       "topic_per mixture: concentration of the symmetric Dirichlet distribution of a batch's topic weights (towards "
+       "0: one topic per batch; 1: weights uniform on the simplex; large: every batch an even mix)",
+       1e-3,
+       1e6,
+       {}},
       {"workload.routing.profile_batches",
        T::kInteger,
        D::kNumber,
@@ -119,6 +130,7 @@ WorkloadSpec workload_from_json(const json& j, const std::string& file, const st
     w.routing.rho = s.quantity("rho");
     w.routing.topics = s.integer("topics");
     w.routing.topic_per = s.choice("topic_per");
+    w.routing.topic_alpha = s.quantity("topic_alpha");
     w.routing.profile_batches = s.integer("profile_batches");
     w.routing.trace = s.string("trace");
     w.routing.profile_trace = s.string("profile_trace");

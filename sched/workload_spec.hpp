@@ -22,9 +22,12 @@ struct RoutingSpec {
   // zipf/uniform (inference): each sequence of a batch draws one of `topics` generators with their own hot sets, so
   // that a batch's popularity varies with its mix of topics (1: one generator, popularity fixed per layer).
   int64_t topics = 1;
-  // Where a topic is drawn: per sequence (a batch mixes topics, so its popularity is near their average) or per
-  // batch (each batch follows one topic's hot sets in full, and the hot sets change from batch to batch).
+  // Where a topic is drawn: per sequence (a batch mixes topics evenly, so its popularity is near their average), per
+  // batch (each batch follows one topic's hot sets in full, and the hot sets change from batch to batch), or per
+  // sequence from a mixture whose weights each batch draws from Dirichlet(topic_alpha): between the two, so that
+  // both a batch's skew and its hot sets vary from batch to batch, as a real stream of requests does.
   std::string topic_per = "sequence";
+  double topic_alpha = 1.0;
   int64_t profile_batches = 100;  // zipf/uniform (inference): profiling batches generated before the evaluated ones
 };
 

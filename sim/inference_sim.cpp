@@ -227,18 +227,24 @@ struct BatchStore {
 };
 RecentCache<BatchStore> g_batches;
 
-// Synthetic batches from traces/synth: with several topics, each sequence of a batch comes from one generator
-// (drawn uniformly), whose hot sets differ from the others'.
+// How a batch's sequences pick their topics (RoutingSpec::topic_per).
+struct TopicDraw {
+  enum Kind { kSequence, kBatch, kMixture } kind = kSequence;
+  double alpha = 1.0;  // kMixture: Dirichlet concentration of the batch's topic weights
+};
+
+// Synthetic batches from traces/synth: with several topics, each sequence of a batch comes from one generator, whose
+// hot sets differ from the others'; TopicDraw says which.
 class SynthSource : public RoutingSource {
  public:
   SynthSource(std::shared_ptr<std::vector<traces::SynthGenerator>> gens, std::shared_ptr<std::mt19937_64> rng,
-              int sequences, int seq_tokens, int64_t batches, bool per_batch)
+              int sequences, int seq_tokens, int64_t batches, TopicDraw draw)
       : gens_(std::move(gens)),
         rng_(std::move(rng)),
         sequences_(sequences),
         seq_tokens_(seq_tokens),
         left_(batches),
-        per_batch_(per_batch) {}
+        draw_(draw) {}
   // The evaluated batches follow the profiling ones in one stream; `before` (the profiling source) is drained
   // first if nobody read it, so every policy of a point evaluates the same batches whether or not it profiled (or
   // found the lookup tables already built).
@@ -301,10 +307,23 @@ class SynthSource : public RoutingSource {
       return;
     }
     // Per batch: one draw for the whole batch. Per sequence: one draw per sequence and none for the batch, so the
-    // stream is the one per-sequence runs always had.
-    const size_t batch_topic = per_batch_ ? static_cast<size_t>((*rng_)() % gens_->size()) : 0;
+    // stream is the one per-sequence runs always had. Mixture: the batch's weights, then one draw per sequence.
+    const size_t n = gens_->size();
+    const bool per_batch = draw_.kind == TopicDraw::kBatch;
+    const size_t batch_topic = per_batch ? static_cast<size_t>((*rng_)() % n) : 0;
+    if (draw_.kind == TopicDraw::kMixture) {
+      mix_.resize(n);
+      dirichlet(*rng_, draw_.alpha, mix_);
+      for (size_t t = 1; t < n; ++t) mix_[t] += mix_[t - 1];  // cumulative
+    }
     for (int s = 0; s < sequences_; ++s) {
-      auto topic = per_batch_ ? batch_topic : static_cast<size_t>((*rng_)() % gens_->size());
+      size_t topic = batch_topic;
+      if (draw_.kind == TopicDraw::kSequence) {
+        topic = static_cast<size_t>((*rng_)() % n);
+      } else if (draw_.kind == TopicDraw::kMixture) {
+        const double u = uniform01(*rng_) * mix_[n - 1];
+        topic = static_cast<size_t>(std::upper_bound(mix_.begin(), mix_.end() - 1, u) - mix_.begin());
+      }
       (*gens_)[topic].next(part_);
       if (s == 0) out.resize(sequences_ * seq_tokens_, part_.layers, part_.top_k, false);
       out.flags = 0;
@@ -321,7 +340,8 @@ class SynthSource : public RoutingSource {
   std::shared_ptr<std::mt19937_64> rng_;
   int sequences_, seq_tokens_;
   int64_t left_;
-  bool per_batch_;
+  TopicDraw draw_;
+  std::vector<double> mix_;  // kMixture: the current batch's cumulative topic weights
   BatchRouting part_;
   RoutingSource* before_ = nullptr;  // owned by the same RoutingSources, which outlives both
   std::string stream_key_;
@@ -399,13 +419,16 @@ RoutingSources make_routing_sources(const WorkloadSpec& w, const ModelSpec& m, u
     }
     auto rng = std::make_shared<std::mt19937_64>(derive_seed(seed, 999));
     // One stream of batches: the profiling ones first, then the evaluated ones (never the same batches).
-    const bool per_batch = w.routing.topic_per == "batch";
+    TopicDraw draw;
+    if (w.routing.topic_per == "batch") draw.kind = TopicDraw::kBatch;
+    if (w.routing.topic_per == "mixture") draw = {TopicDraw::kMixture, w.routing.topic_alpha};
     s.profile = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
-                                              w.routing.profile_batches, per_batch);
+                                              w.routing.profile_batches, draw);
     auto eval = std::make_unique<SynthSource>(gens, rng, static_cast<int>(w.batch_size), static_cast<int>(w.seq_len),
-                                              w.batches, per_batch);
-    s.description = fmt::format("{} (s = {}, rho = {}, topics = {} per {})", kind,
-                                kind == "uniform" ? 0.0 : w.routing.zipf_s, w.routing.rho, topics, w.routing.topic_per);
+                                              w.batches, draw);
+    s.description = fmt::format("{} (s = {}, rho = {}, topics = {} per {}{})", kind,
+                                kind == "uniform" ? 0.0 : w.routing.zipf_s, w.routing.rho, topics, w.routing.topic_per,
+                                draw.kind == TopicDraw::kMixture ? fmt::format(", alpha {}", draw.alpha) : "");
     eval->follow(s.profile.get(),
                  fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", s.description, E, layers, k, seed, tokens, w.batch_size,
                              w.seq_len, w.routing.profile_batches),

@@ -293,39 +293,53 @@ TEST(InferenceSim, EvaluatedBatchesDoNotDependOnWhetherProfilingWasRead) {
 }
 
 // Topics drawn per batch keep each batch's full skew and move the hot set between batches; drawn per sequence they
-// average inside every batch. Measured on layer 0: the hottest expert's share of a batch, and how many distinct
-// experts are the hottest over 40 batches.
+// average inside every batch; drawn from a Dirichlet mixture per batch, batches range between the two. Measured on
+// layer 0: the hottest expert's share of a batch (mean and spread over 40 batches), and how many distinct experts
+// are the hottest.
 TEST(InferenceSim, TopicsPerBatchKeepTheSkewAndMoveTheHotSet) {
   ModelSpec m =
       load_model(nlohmann::json{{"base", "transformer-xl"}, {"layers", 2}, {"experts", 8}, {"top_k", 1}}, "", "/model");
   // Zipf s = 2: one topic alone, the hottest of 8 experts draws 1 / H(8, 2) = 65% of the tokens.
   WorkloadSpec w = zipf_topics(32, 64, 40, 2.0, 4, 1);
-  auto measure = [&](const std::string& per, double& mean_top_share, int& distinct_hottest) {
+  struct Shares {
+    double mean = 0, sd = 0;
+    int distinct_hottest = 0;
+  };
+  auto measure = [&](const std::string& per, double alpha) {
     w.routing.topic_per = per;
+    w.routing.topic_alpha = alpha;
     RoutingSources s = make_routing_sources(w, m, 11);
     BatchRouting b;
     std::set<int> hottest;
-    double sum = 0;
-    int n = 0;
+    std::vector<double> shares;
     while (s.eval->next(b)) {
       std::vector<int> count(8, 0);
       for (int t = 0; t < b.tokens; ++t) ++count[b.experts[b.index(0, t)]];
       auto it = std::max_element(count.begin(), count.end());
       hottest.insert(static_cast<int>(it - count.begin()));
-      sum += static_cast<double>(*it) / b.tokens;
-      ++n;
+      shares.push_back(static_cast<double>(*it) / b.tokens);
     }
-    ASSERT_EQ(n, 40);
-    mean_top_share = sum / n;
-    distinct_hottest = static_cast<int>(hottest.size());
+    Shares r;
+    EXPECT_EQ(shares.size(), 40u);
+    for (double x : shares) r.mean += x / static_cast<double>(shares.size());
+    for (double x : shares) r.sd += (x - r.mean) * (x - r.mean) / static_cast<double>(shares.size());
+    r.sd = std::sqrt(r.sd);
+    r.distinct_hottest = static_cast<int>(hottest.size());
+    return r;
   };
-  double per_batch_share = 0, per_sequence_share = 0;
-  int per_batch_hot = 0, per_sequence_hot = 0;
-  measure("batch", per_batch_share, per_batch_hot);
-  measure("sequence", per_sequence_share, per_sequence_hot);
-  EXPECT_GT(per_batch_share, 0.55);                       // about the single topic's 65%
-  EXPECT_LT(per_sequence_share, per_batch_share - 0.15);  // diluted by the other topics' hot sets
-  EXPECT_GE(per_batch_hot, 2);                            // the hot expert moves with the batch's topic
+  const Shares per_batch = measure("batch", 1.0);
+  const Shares per_sequence = measure("sequence", 1.0);
+  const Shares mixture = measure("mixture", 1.0);
+  EXPECT_GT(per_batch.mean, 0.55);                      // about the single topic's 65%
+  EXPECT_LT(per_sequence.mean, per_batch.mean - 0.15);  // diluted by the other topics' hot sets
+  EXPECT_GE(per_batch.distinct_hottest, 2);             // the hot expert moves with the batch's topic
+  EXPECT_GT(mixture.mean, per_sequence.mean + 0.05);    // a batch leans towards some topics...
+  EXPECT_LT(mixture.mean, per_batch.mean - 0.05);       // ...but rarely follows one alone
+  EXPECT_GT(mixture.sd, 2 * per_batch.sd);              // and how much it leans varies from batch to batch
+  EXPECT_GT(mixture.sd, 2 * per_sequence.sd);
+  // The limits: a concentration near 0 is one topic per batch, a large one an even mix.
+  EXPECT_NEAR(measure("mixture", 1e-3).mean, per_batch.mean, 0.03);
+  EXPECT_NEAR(measure("mixture", 1e6).mean, per_sequence.mean, 0.03);
 }
 
 }  // namespace
