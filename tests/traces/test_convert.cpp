@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include "sched/error.hpp"
@@ -239,7 +240,12 @@ TEST(Convert, UnknownFormat) {
 
 // ---- the real public traces -------------------------------------------------------------------------------
 
-const std::filesystem::path kRaw = std::filesystem::path(LINA_SOURCE_DIR) / ".." / "shared" / "traces" / "raw";
+// $LINA_TRACES_RAW when set (as for experiments/traces/run.sh), else ../shared/traces/raw beside the checkout.
+const std::filesystem::path kRaw = [] {
+  const char* env = std::getenv("LINA_TRACES_RAW");
+  if (env && *env) return std::filesystem::path(env);
+  return std::filesystem::path(LINA_SOURCE_DIR) / ".." / "shared" / "traces" / "raw";
+}();
 
 std::vector<std::string> files_in(const std::filesystem::path& dir, const std::string& suffix) {
   std::vector<std::string> out;
