@@ -57,6 +57,15 @@ void inline_reference(json& parent, const std::string& key, const std::string& f
   parent[key] = resolve_spec_reference(parent[key], file, pointer, folder, what).json;
 }
 
+// The cluster, model and cluster GPU of a spec as objects (presets and files read).
+void inline_references(json& doc, const std::string& file) {
+  inline_reference(doc, "cluster", file, "/cluster", "experiments/clusters", "cluster");
+  inline_reference(doc, "model", file, "/model", "models", "model");
+  if (doc.contains("cluster") && doc["cluster"].is_object() && doc["cluster"].contains("gpu")) {
+    inline_reference(doc["cluster"], "gpu", file, "/cluster/gpu", "experiments/gpus", "GPU");
+  }
+}
+
 }  // namespace
 
 const std::vector<ParamDef>& experiment_params() {
@@ -223,6 +232,8 @@ std::vector<SweepPoint> ExperimentSpec::points() const {
 json ExperimentSpec::point_document(const SweepPoint& p) const {
   json doc = document;
   for (const auto& [path, value] : p.params) apply_override(doc, Override{path, value, "sweep " + path}, file);
+  for (const auto& o : after_sweep) apply_override(doc, o, file);
+  inline_references(doc, file);  // a swept cluster, model or GPU may be a preset name
   return doc;
 }
 
@@ -311,14 +322,20 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
     }
     e.sweep.emplace_back(k, std::vector<json>(v.begin(), v.end()));
   }
+  // The command line wins over the sweep: a --set of a swept path pins it (the path leaves the sweep); one inside a
+  // swept path is applied after the sweep's value at every point.
+  for (const auto& o : cli_overrides) {
+    std::erase_if(e.sweep, [&](const auto& entry) { return entry.first == o.path; });
+    const bool inside_swept = std::any_of(e.sweep.begin(), e.sweep.end(), [&](const auto& entry) {
+      return o.path.size() > entry.first.size() && o.path.compare(0, entry.first.size(), entry.first) == 0 &&
+             o.path[entry.first.size()] == '.';
+    });
+    if (inside_swept) e.after_sweep.push_back(o);
+  }
   r.finish();
 
   // Inline the references once, so that every point starts from the same resolved objects.
-  inline_reference(doc, "cluster", path, "/cluster", "experiments/clusters", "cluster");
-  inline_reference(doc, "model", path, "/model", "models", "model");
-  if (doc["cluster"].contains("gpu")) {
-    inline_reference(doc["cluster"], "gpu", path, "/cluster/gpu", "experiments/gpus", "GPU");
-  }
+  inline_references(doc, path);
   e.document = doc;
   for (size_t i = 0; i < policies.size(); ++i) {
     const json& p = policies[i];

@@ -59,6 +59,10 @@ struct ExperimentSpec {
   nlohmann::json document;  // the fully resolved spec (presets inlined, overrides applied), before sweep values
   std::vector<PolicyConfig> policies;
   std::vector<std::pair<std::string, std::vector<nlohmann::json>>> sweep;  // path -> values, in spec order
+  // --set values inside a swept path (sweep `cluster`, --set cluster.nodes=8): applied again at every point, after the
+  // sweep's value, so that the command line has the last word. A --set of a swept path itself removes it from the
+  // sweep instead (one point at the set value).
+  std::vector<Override> after_sweep;
   uint64_t seed = 1;
   std::string output;
   std::vector<Reference> references;

@@ -191,6 +191,49 @@ TEST_F(ExperimentSpecTest, SweepIsCartesianProductFirstPathSlowest) {
 }
 
 // Sweep paths keep the spec's order (first path varying slowest), although nlohmann::json objects sort their keys.
+// --set has the last word over the sweep: setting a swept path pins it (one point at the set value); setting a path
+// inside a swept object applies at every point after the sweep's value.
+TEST_F(ExperimentSpecTest, SetWinsOverTheSweep) {
+  std::string f = write_spec(
+      {{"sweep", {{"workload.batch_size", {2, 4, 8}}, {"cluster", {"lina-testbed", "lina-testbed-nvlink"}}}}});
+  ExperimentSpec all = load_experiment(f, {});
+  EXPECT_EQ(all.points().size(), 6u);
+
+  ExperimentSpec pinned = load_experiment(f, {parse_override("workload.batch_size=3")});
+  auto points = pinned.points();
+  ASSERT_EQ(points.size(), 2u);  // only the cluster is swept now
+  for (const auto& p : points) {
+    ASSERT_EQ(p.params.size(), 1u);
+    EXPECT_EQ(p.params[0].first, "cluster");
+    EXPECT_EQ(pinned.point_document(p)["workload"]["batch_size"], 3);
+  }
+
+  ExperimentSpec inside = load_experiment(f, {parse_override("cluster.nodes=2")});
+  ASSERT_EQ(inside.points().size(), 6u);
+  for (const auto& p : inside.points()) {
+    json doc = inside.point_document(p);
+    EXPECT_EQ(doc["cluster"]["nodes"], 2) << p.key();  // not the preset's 4, whichever preset the point swept in
+  }
+  // The first and last points sweep different presets (the written spec's keys are sorted: cluster varies slowest).
+  EXPECT_NE(inside.point_document(inside.points().front())["cluster"]["description"],
+            inside.point_document(inside.points().back())["cluster"]["description"]);
+}
+
+// A sweep may name cluster and model presets; each point reads its own (this failed with "expected an object" when
+// nothing else in the point reached inside the preset).
+TEST_F(ExperimentSpecTest, SweepOverPresetNames) {
+  ExperimentSpec e = load_experiment(
+      write_spec({{"sweep", {{"cluster", {"lina-testbed", "dgx-h100"}}, {"model", {"gpt2", "transformer-xl"}}}}}), {});
+  auto points = e.points();
+  ASSERT_EQ(points.size(), 4u);
+  PointSpec first = load_point(e, e.point_document(points.front()));  // lina-testbed, gpt2
+  PointSpec last = load_point(e, e.point_document(points.back()));    // dgx-h100, transformer-xl
+  EXPECT_EQ(first.cluster.gpus_per_node, 4);
+  EXPECT_EQ(last.cluster.gpus_per_node, 8);
+  EXPECT_EQ(load_model(first.model_json, e.file, "/model").layers, 12);  // GPT-2
+  EXPECT_EQ(load_model(last.model_json, e.file, "/model").layers, 24);   // Transformer-XL
+}
+
 TEST_F(ExperimentSpecTest, SweepKeepsSpecOrderOfPaths) {
   std::string f = write_text(R"({"name": "t", "mode": "training", "cluster": "lina-testbed",
     "model": {"base": "transformer-xl", "layers": 2}, "policies": [{"name": "deepspeed"}],
