@@ -45,7 +45,9 @@ def main(out_dir):
         ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(f"{title} (ms)")
         ax.set_title(title)
-    axes[0][0].legend(fontsize=8)
+    # One legend for the figure, to the right of the panels: inside a panel it covers the tallest bars.
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.suptitle(f"{res['experiment']} ({res['mode']})")
     fig.tight_layout()
     save(fig, os.path.join(out_dir, "results.png"))
@@ -84,7 +86,7 @@ def speedup_curve(res, points, policies, labels, out_dir):
 
 def save(fig, path):
     tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")  # keeps a legend placed beside the panels
     os.replace(tmp, path)
     plt.close(fig)
     print(f"plot_results: wrote {path}")
