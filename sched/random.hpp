@@ -1,7 +1,9 @@
 // Portable sampling from a std::mt19937_64 stream. The standard distributions are implementation-defined (libstdc++
 // and libc++ give different numbers for the same seed), so lina implements its own (synthetic traces, shuffles,
 // placements' random choices), which makes a seed produce the same bytes on every platform. In sched/ because
-// every other folder may use it.
+// every other folder may use it. The integer and uniform draws are exact everywhere; the exponential, normal and
+// gamma draws also call libm (log, cos, pow), so they are the same bit for bit wherever libm rounds the same (any
+// x86-64 glibc of the last years), not guaranteed across every C library.
 #pragma once
 
 #include <algorithm>
