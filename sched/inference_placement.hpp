@@ -54,6 +54,9 @@ struct Residency {
   void set(int device, int expert) {
     resident[static_cast<size_t>(device) * static_cast<size_t>(experts) + static_cast<size_t>(expert)] = 1;
   }
+  void clear(int device, int expert) {
+    resident[static_cast<size_t>(device) * static_cast<size_t>(experts) + static_cast<size_t>(expert)] = 0;
+  }
 };
 // What the static placement holds: every device keeps its home experts (e mod N, or its group's copy) of every layer.
 Residency home_residency(int experts, int devices);

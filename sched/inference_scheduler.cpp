@@ -19,7 +19,7 @@ InferencePolicyKind inference_policy_kind(const std::string& name) {
 
 InferenceScheduler::InferenceScheduler(const PolicySpec& policy, int experts, int devices, int layers,
                                        std::shared_ptr<const PathEstimator> estimator, uint64_t seed,
-                                       int devices_per_node)
+                                       int devices_per_node, double expert_bytes)
     : policy_(policy),
       kind_(inference_policy_kind(policy.name)),
       experts_(experts),
@@ -28,7 +28,15 @@ InferenceScheduler::InferenceScheduler(const PolicySpec& policy, int experts, in
       devices_per_node_(devices_per_node),
       estimator_(std::move(estimator)),
       seed_(seed) {
-  residency_.assign(static_cast<size_t>(layers_), home_residency(experts_, devices_));
+  home_ = home_residency(experts_, devices_);
+  residency_.assign(static_cast<size_t>(layers_), home_);
+  Residency none = home_;
+  std::fill(none.resident.begin(), none.resident.end(), uint8_t{0});
+  placed_.assign(static_cast<size_t>(layers_), none);
+  if (policy_.expert_cache_bytes > 0 && expert_bytes > 0) {
+    cache_copies_ = static_cast<size_t>(policy_.expert_cache_bytes / expert_bytes);
+  }
+  cache_.resize(static_cast<size_t>(devices_));
   const bool needs_profile = kind_ == InferencePolicyKind::kLina || kind_ == InferencePolicyKind::kLinaNoFinetune ||
                              kind_ == InferencePolicyKind::kReplicateHistory;
   if (needs_profile && (!estimator_ || estimator_->profiled_batches() == 0)) {
@@ -69,13 +77,6 @@ LayerDecision InferenceScheduler::on_gate(int j, std::span<const double> actual)
   LayerDecision d;
   const double schedule_s = policy_.schedule_cost.seconds(), finetune_s = policy_.finetune_cost.seconds();
   Residency& res = residency_[static_cast<size_t>(j)];
-  auto settle = [&](const Placement& p) {
-    // The device keeps its home experts and the ones this placement gave it.
-    res = home_residency(experts_, devices_);
-    for (int e = 0; e < experts_; ++e) {
-      for (int dev : p.replicas[static_cast<size_t>(e)]) res.set(dev, e);
-    }
-  };
   switch (kind_) {
     case InferencePolicyKind::kDeepSpeed:
       d.placement = static_placement(experts_, devices_);
@@ -94,7 +95,7 @@ LayerDecision InferenceScheduler::on_gate(int j, std::span<const double> actual)
       d.placement = place(actual, j, &res);
       d.blocking_seconds = schedule_s;
       d.blocking_loads = missing_weights(d.placement, res);
-      settle(d.placement);
+      settle(j, d.placement, {});
       break;
     case InferencePolicyKind::kLina:
     case InferencePolicyKind::kLinaNoFinetune: {
@@ -109,12 +110,13 @@ LayerDecision InferenceScheduler::on_gate(int j, std::span<const double> actual)
         d.placement = place(actual, j, &res);
         d.blocking_seconds = schedule_s;
         d.blocking_loads = missing_weights(d.placement, res);
-        settle(d.placement);
+        settle(j, d.placement, {});
         break;
       }
       d.scheduled = true;
       d.estimate_hit = top2_hit(pending_estimate_, actual, false);
       d.estimate_hit_ordered = top2_hit(pending_estimate_, actual, true);
+      std::vector<std::pair<int, int>> phase1_loads;
       if (kind_ == InferencePolicyKind::kLinaNoFinetune) {
         d.placement = pending_;
       } else if (d.estimate_hit) {
@@ -126,12 +128,13 @@ LayerDecision InferenceScheduler::on_gate(int j, std::span<const double> actual)
         d.phase2_checked = true;
         d.rescheduled = true;
         Residency after = res;  // the Phase 1 loads were issued
-        for (const auto& [dev, e] : missing_weights(pending_, res)) after.set(dev, e);
+        phase1_loads = missing_weights(pending_, res);
+        for (const auto& [dev, e] : phase1_loads) after.set(dev, e);
         d.placement = place(actual, j, &after);
         d.blocking_seconds = schedule_s;
         d.blocking_loads = missing_weights(d.placement, after);
       }
-      settle(d.placement);
+      settle(j, d.placement, phase1_loads);
       break;
     }
   }
@@ -149,6 +152,52 @@ LayerDecision InferenceScheduler::on_gate(int j, std::span<const double> actual)
     d.next_phase1_loads = missing_weights(pending_, nres);
   }
   return d;
+}
+
+void InferenceScheduler::release(int j, int device, int expert) {
+  if (cache_copies_ == 0) {
+    residency_[static_cast<size_t>(j)].clear(device, expert);
+    return;
+  }
+  cache_[static_cast<size_t>(device)].push_back({++stamp_, j, expert});
+}
+
+void InferenceScheduler::settle(int j, const Placement& p, std::span<const std::pair<int, int>> also_loaded) {
+  Residency& res = residency_[static_cast<size_t>(j)];
+  Residency& placed = placed_[static_cast<size_t>(j)];
+  Residency now = placed;
+  std::fill(now.resident.begin(), now.resident.end(), uint8_t{0});
+  for (int e = 0; e < experts_; ++e) {
+    for (int dev : p.replicas[static_cast<size_t>(e)]) {
+      if (!home_.has(dev, e)) now.set(dev, e);
+    }
+  }
+  for (int dev = 0; dev < devices_; ++dev) {
+    for (int e = 0; e < experts_; ++e) {
+      if (placed.has(dev, e) && !now.has(dev, e)) release(j, dev, e);
+    }
+  }
+  for (const auto& [dev, e] : also_loaded) {
+    if (!home_.has(dev, e) && !now.has(dev, e)) release(j, dev, e);
+  }
+  for (int dev = 0; dev < devices_; ++dev) {
+    auto& cached = cache_[static_cast<size_t>(dev)];
+    for (int e = 0; e < experts_; ++e) {
+      if (!now.has(dev, e)) continue;
+      if (!placed.has(dev, e) && res.has(dev, e) && !cached.empty()) {  // back from the cache: in use again
+        std::erase_if(cached, [&](const CachedCopy& c) { return c.layer == j && c.expert == e; });
+      }
+      res.set(dev, e);
+    }
+    if (cached.size() > cache_copies_) {  // least recently released first
+      const auto excess = static_cast<std::ptrdiff_t>(cached.size() - cache_copies_);
+      for (auto it = cached.begin(); it != cached.begin() + excess; ++it) {
+        residency_[static_cast<size_t>(it->layer)].clear(dev, it->expert);
+      }
+      cached.erase(cached.begin(), cached.begin() + excess);
+    }
+  }
+  placed = std::move(now);
 }
 
 }  // namespace lina

@@ -21,8 +21,10 @@
 //
 // Weight residency (what is loaded over PCIe): a device keeps its home experts (e mod N) of every layer, plus the
 // experts the latest placement of that layer gave it; placing an expert elsewhere loads its weights from host
-// memory. The simulator knows every gate output ahead of time (the trace), so it calls on_gate() while building a
-// batch's plan; the costs it returns are tasks of that plan, so their timing is simulated.
+// memory. With policy.expert_cache, copies a placement stops using (and Phase 1 loads that Phase 2 did not keep)
+// stay resident in that much memory per device, least recently released evicted first. The simulator knows every gate
+// output ahead of time (the trace), so it calls on_gate() while building a batch's plan; the costs it returns are tasks
+// of that plan, so their timing is simulated.
 #pragma once
 
 #include <memory>
@@ -74,8 +76,10 @@ class InferenceScheduler : public RuntimeScheduler {
   // `estimator` (lina policies) and the profiling popularity (replicate-history) come from the profiling batches;
   // it may be null for the other policies.
   // `devices_per_node` > 0 makes placements spread the copies of hot experts over nodes (see popularity_placement).
+  // `expert_bytes`: one expert's weights, which sizes policy.expert_cache in copies.
   InferenceScheduler(const PolicySpec& policy, int experts, int devices, int layers,
-                     std::shared_ptr<const PathEstimator> estimator, uint64_t seed, int devices_per_node = 0);
+                     std::shared_ptr<const PathEstimator> estimator, uint64_t seed, int devices_per_node = 0,
+                     double expert_bytes = 0);
 
   // A new batch enters layer 0; its routing is what the gates will produce.
   void begin_batch(const BatchRouting& batch);
@@ -93,6 +97,10 @@ class InferenceScheduler : public RuntimeScheduler {
 
  private:
   Placement place(std::span<const double> load, int layer, const Residency* res);
+  // Layer j's placement is final: its copies become resident; the copies of the layer's previous placement that it
+  // does not use, and `also_loaded` (Phase 1 loads), go to the cache or are dropped.
+  void settle(int j, const Placement& p, std::span<const std::pair<int, int>> also_loaded);
+  void release(int j, int device, int expert);
   uint64_t sub_seed(int layer) const;
 
   PolicySpec policy_;
@@ -105,9 +113,18 @@ class InferenceScheduler : public RuntimeScheduler {
   const BatchRouting* batch_ = nullptr;
   uint64_t batch_index_ = 0;
   std::vector<uint16_t> top1_;
-  std::vector<Residency> residency_;  // per layer
-  std::vector<Placement> history_;    // replicate-history: per layer
-  bool have_pending_ = false;         // Phase 1 result for the next layer
+  std::vector<Residency> residency_;  // per layer: home experts, placed_ and cached copies
+  Residency home_;
+  std::vector<Residency> placed_;  // per layer: non-home copies of the latest placement (never evicted)
+  struct CachedCopy {
+    uint64_t stamp;  // when released (increasing, so a device's list is ordered oldest first)
+    int layer, expert;
+  };
+  std::vector<std::vector<CachedCopy>> cache_;  // per device
+  size_t cache_copies_ = 0;                     // per device: policy.expert_cache / expert_bytes
+  uint64_t stamp_ = 0;
+  std::vector<Placement> history_;  // replicate-history: per layer
+  bool have_pending_ = false;       // Phase 1 result for the next layer
   Placement pending_;
   std::vector<double> pending_estimate_;
 };

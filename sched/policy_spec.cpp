@@ -27,8 +27,8 @@ std::vector<std::string> options_of(const std::string& name) {
 }
 std::vector<std::string> inference_options_of(const std::string& name) {
   if (name.starts_with("lina")) {
-    return {"path_length",     "before_path", "schedule_cost", "finetune_cost", "max_experts_per_device",
-            "hierarchical_a2a"};
+    return {"path_length",      "before_path", "schedule_cost", "finetune_cost", "max_experts_per_device",
+            "hierarchical_a2a", "expert_cache"};
   }
   if (name == "oracle-placement" || name == "replicate-history") return {"max_experts_per_device", "hierarchical_a2a"};
   return {"hierarchical_a2a"};
@@ -160,6 +160,16 @@ const std::vector<ParamDef>& policy_params() {
          1,
          1024,
          {}},
+        {"policy.expert_cache",
+         T::kQuantity,
+         D::kBytes,
+         "0B",
+         "lina inference: GPU memory per device that keeps expert copies a placement no longer uses (least recently "
+         "released evicted first), so that a later placement finds them without a load over PCIe; 0: as the paper's "
+         "system, a device holds its home experts and the latest placement's copies of each layer",
+         0,
+         kNoMax,
+         {}},
     };
   }();
   return t;
@@ -202,6 +212,7 @@ PolicySpec policy_from_json(const json& j, const std::string& mode, const std::s
   if (r.has("schedule_cost")) p.schedule_cost = r.time("schedule_cost");
   if (r.has("finetune_cost")) p.finetune_cost = r.time("finetune_cost");
   if (r.has("max_experts_per_device")) p.max_experts_per_device = static_cast<int>(r.integer("max_experts_per_device"));
+  if (r.has("expert_cache")) p.expert_cache_bytes = r.quantity("expert_cache");
   r.finish();
   return p;
 }

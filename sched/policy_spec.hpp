@@ -32,6 +32,9 @@ struct PolicySpec {
   Time schedule_cost = Time::us(6200);  // one full scheduling run (paper section 6.3: 6.2 ms)
   Time finetune_cost = Time::us(1450);  // Phase 2 finding no change (paper: 1.45 ms)
   int max_experts_per_device = 4;       // first-fit-decreasing packing bound (paper section 5.2)
+  // GPU memory per device for expert copies beyond its home experts and the latest placement of each layer (least
+  // recently used evicted); 0: a copy is dropped as soon as its layer's placement no longer uses it.
+  double expert_cache_bytes = 0;
 };
 
 const std::vector<std::string>& training_policy_names();

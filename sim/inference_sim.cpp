@@ -491,13 +491,13 @@ RunResult run_inference(const InferenceInput& in) {
       if (est && !key.empty()) g_estimators.put(key, est);
     }
   }
-  InferenceScheduler sched(in.policy, E, N, ML, est, in.seed, in.cluster.gpus_per_node);
+  const double expert_bytes = static_cast<double>(count_params(m).per_expert) * m.dtype_bytes();
+  InferenceScheduler sched(in.policy, E, N, ML, est, in.seed, in.cluster.gpus_per_node, expert_bytes);
 
   // A calibration file named by the cluster replaces datasheet links and efficiencies (docs/calibration.md).
   const auto [cluster, calibration] = calibrate_cluster(in.cluster);
   Topology topology(cluster);
   ComputeModel compute(cluster.gpu, calibration);
-  const double expert_bytes = static_cast<double>(count_params(m).per_expert) * m.dtype_bytes();
 
   RunResult out;
   if (in.record_links) {

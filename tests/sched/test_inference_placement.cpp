@@ -399,6 +399,62 @@ TEST(InferenceScheduler, BaselinesAndBounds) {
   EXPECT_THROW(InferenceScheduler(pol, 4, 4, 2, nullptr, 1), InputError);
 }
 
+// policy.expert_cache: copies a placement stops using stay resident (in that much memory per device, least recently
+// released evicted first), so a later placement that wants them back loads nothing. lina-no-estimate on 4 devices
+// and 4 experts of 1 MB, one layer: batches alternate between expert 0 and expert 1 being hot (3 of 4 tokens).
+TEST(InferenceScheduler, ExpertCacheKeepsReleasedCopies) {
+  constexpr double kExpertBytes = 1e6;
+  auto loads_per_batch = [&](double cache_bytes) {
+    PolicySpec pol;
+    pol.name = "lina-no-estimate";
+    pol.expert_cache_bytes = cache_bytes;
+    InferenceScheduler s(pol, 4, 4, 1, nullptr, 1, 0, kExpertBytes);
+    std::vector<size_t> loads;
+    BatchRouting b = chain_batch({0});
+    for (int batch = 0; batch < 6; ++batch) {
+      s.begin_batch(b);
+      std::vector<double> actual = {0, 0, 0, 1};
+      actual[static_cast<size_t>(batch % 2)] = 3;  // s = 3 copies of the hot expert
+      LayerDecision d = s.on_gate(0, actual);
+      EXPECT_EQ(d.placement.replicas[static_cast<size_t>(batch % 2)].size(), 3u);
+      loads.push_back(d.blocking_loads.size());
+    }
+    return loads;
+  };
+  // Without a cache every batch loads copies of the hot expert again (the other placements' leftovers may hold one).
+  const std::vector<size_t> none = loads_per_batch(0);
+  for (size_t i = 0; i < none.size(); ++i) EXPECT_GE(none[i], 1u) << "batch " << i;
+  // With room for 2 copies per device, once both hot sets have been loaded nothing loads again.
+  const std::vector<size_t> cached = loads_per_batch(2 * kExpertBytes);
+  EXPECT_EQ(cached[0], none[0]);
+  EXPECT_EQ(cached[1], none[1]);
+  for (size_t i = 2; i < cached.size(); ++i) EXPECT_EQ(cached[i], 0u) << "batch " << i;
+  // Less than one copy of room is no cache.
+  EXPECT_EQ(loads_per_batch(0.5 * kExpertBytes), none);
+}
+
+// A device's cache holds at most its budget: with room for one copy, the older of two released copies is evicted.
+TEST(InferenceScheduler, ExpertCacheEvictsTheLeastRecentlyReleased) {
+  PolicySpec pol;
+  pol.name = "lina-no-estimate";
+  pol.expert_cache_bytes = 1;
+  InferenceScheduler s(pol, 2, 2, 1, nullptr, 1, 0, 1);
+  BatchRouting b = chain_batch({0});
+  auto gate = [&](std::vector<double> actual) {
+    s.begin_batch(b);
+    return s.on_gate(0, actual);
+  };
+  // Expert 0 alone (2 copies: devices 0 and 1), then expert 1 alone (device 0 gets it; device 1 keeps expert 0 in
+  // its cache), then expert 0 again: device 1 still holds it, nothing loads.
+  EXPECT_EQ(gate({2, 0}).blocking_loads, (std::vector<std::pair<int, int>>{{1, 0}}));
+  EXPECT_EQ(gate({0, 2}).blocking_loads, (std::vector<std::pair<int, int>>{{0, 1}}));
+  EXPECT_TRUE(gate({2, 0}).blocking_loads.empty());
+  // Expert 1 again: device 0 gets its cached copy back; then expert 0: device 1's copy was released (the cache
+  // now holds it), device 0's copy of expert 1 released too, still nothing to load.
+  EXPECT_TRUE(gate({0, 2}).blocking_loads.empty());
+  EXPECT_TRUE(gate({2, 0}).blocking_loads.empty());
+}
+
 }  // namespace
 }  // namespace lina
 
