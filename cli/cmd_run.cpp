@@ -204,7 +204,7 @@ int cmd_run(const std::vector<std::string>& args) {
                         {"seed", e.seed},
                         {"points", nlohmann::json::array()}};
   for (const auto& r : results) doc["points"].push_back(point_to_json(r));
-  auto refs = compare_references(e.document.value("reference", nlohmann::json::array()), results);
+  auto refs = compare_references(e.references, results);
   if (!refs.empty()) doc["references"] = references_json(refs);
   write_file_atomic((fs::path(out) / "results.json").string(), doc.dump(2) + "\n");
   write_file_atomic((fs::path(out) / "results.csv").string(), results_csv(results));

@@ -47,15 +47,16 @@ void add_speedups(PointResult& p) {
   ratio("a2a_tail_time_s", "a2a_tail_speedup_vs_first");
 }
 
-std::vector<ReferenceRow> compare_references(const nlohmann::json& references, const std::vector<PointResult>& points) {
+std::vector<ReferenceRow> compare_references(const std::vector<Reference>& references,
+                                             const std::vector<PointResult>& points) {
   std::vector<ReferenceRow> rows;
   for (const auto& ref : references) {
     ReferenceRow row;
-    row.policy = ref.at("policy").get<std::string>();
-    row.metric = ref.at("metric").get<std::string>();
-    row.published = ref.at("value").get<double>();
-    row.source = ref.value("source", "");
-    const nlohmann::json where = ref.value("where", nlohmann::json::object());
+    row.policy = ref.policy;
+    row.metric = ref.metric;
+    row.published = ref.value;
+    row.source = ref.source;
+    const nlohmann::json& where = ref.where;
     for (const auto& [k, v] : where.items()) {
       if (!row.where.empty()) row.where += ",";
       row.where += k.substr(k.rfind('.') + 1) + "=" + (v.is_string() ? v.get<std::string>() : v.dump());

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "sched/experiment_spec.hpp"
+
 namespace lina::cli {
 
 inline constexpr const char* kResultsSchema = "lina.results/1";
@@ -38,7 +40,8 @@ struct ReferenceRow {
   double simulated = 0, published = 0;
   int points = 0;  // sweep points averaged
 };
-std::vector<ReferenceRow> compare_references(const nlohmann::json& references, const std::vector<PointResult>& points);
+std::vector<ReferenceRow> compare_references(const std::vector<Reference>& references,
+                                             const std::vector<PointResult>& points);
 std::string references_table(const std::vector<ReferenceRow>& rows);
 nlohmann::json references_json(const std::vector<ReferenceRow>& rows);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "sched/cluster_spec.hpp"
@@ -322,16 +323,6 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
     }
     e.sweep.emplace_back(k, std::vector<json>(v.begin(), v.end()));
   }
-  // The command line wins over the sweep: a --set of a swept path pins it (the path leaves the sweep); one inside a
-  // swept path is applied after the sweep's value at every point.
-  for (const auto& o : cli_overrides) {
-    std::erase_if(e.sweep, [&](const auto& entry) { return entry.first == o.path; });
-    const bool inside_swept = std::any_of(e.sweep.begin(), e.sweep.end(), [&](const auto& entry) {
-      return o.path.size() > entry.first.size() && o.path.compare(0, entry.first.size(), entry.first) == 0 &&
-             o.path[entry.first.size()] == '.';
-    });
-    if (inside_swept) e.after_sweep.push_back(o);
-  }
   r.finish();
 
   // Inline the references once, so that every point starts from the same resolved objects.
@@ -369,6 +360,30 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
                                        fmt::format("no policy is labelled '{}'", ref.policy)));
     }
   }
+  // The command line wins over the sweep: a --set of a swept path pins it (the path leaves the sweep); one inside a
+  // swept path is applied after the sweep's value at every point.
+  std::map<std::string, json> pinned;
+  for (const auto& o : cli_overrides) {
+    if (std::erase_if(e.sweep, [&](const auto& entry) { return entry.first == o.path; }) > 0) pinned[o.path] = o.value;
+    const bool inside_swept = std::any_of(e.sweep.begin(), e.sweep.end(), [&](const auto& entry) {
+      return o.path.size() > entry.first.size() && o.path.compare(0, entry.first.size(), entry.first) == 0 &&
+             o.path[entry.first.size()] == '.';
+    });
+    if (inside_swept) e.after_sweep.push_back(o);
+  }
+  // A paper number at a pinned sweep value still applies (without that condition); one at another value describes a
+  // point that no longer runs.
+  std::vector<Reference> kept;
+  for (Reference& ref : e.references) {
+    bool applies = true;
+    for (const auto& [k, v] : pinned) {
+      if (!ref.where.contains(k)) continue;
+      applies = applies && ref.where[k] == v;
+      ref.where.erase(k);
+    }
+    if (applies) kept.push_back(std::move(ref));
+  }
+  e.references = std::move(kept);
   // Validate every point before anything runs.
   for (const auto& point : e.points()) load_point(e, e.point_document(point));
   return e;

@@ -219,6 +219,23 @@ TEST_F(ExperimentSpecTest, SetWinsOverTheSweep) {
             inside.point_document(inside.points().back())["cluster"]["description"]);
 }
 
+// A paper number tied to a sweep value survives pinning that path to the same value (its condition dropped) and
+// disappears when the path is pinned elsewhere (its point no longer runs).
+TEST_F(ExperimentSpecTest, PinningASweptPathKeepsTheMatchingReferences) {
+  std::string f = write_spec(
+      {{"sweep", {{"workload.batch_size", {2, 4}}}},
+       {"reference",
+        {{{"where", {{"workload.batch_size", 4}}}, {"policy", "lina"}, {"metric", "step_time_s"}, {"value", 1.0}},
+         {{"where", json::object()}, {"policy", "lina"}, {"metric", "speedup_vs_first"}, {"value", 1.5}}}}});
+  EXPECT_EQ(load_experiment(f, {}).references.size(), 2u);
+  ExperimentSpec at4 = load_experiment(f, {parse_override("workload.batch_size=4")});
+  ASSERT_EQ(at4.references.size(), 2u);
+  EXPECT_TRUE(at4.references[0].where.empty());
+  ExperimentSpec at2 = load_experiment(f, {parse_override("workload.batch_size=2")});
+  ASSERT_EQ(at2.references.size(), 1u);
+  EXPECT_EQ(at2.references[0].metric, "speedup_vs_first");
+}
+
 // A sweep may name cluster and model presets; each point reads its own (this failed with "expected an object" when
 // nothing else in the point reached inside the preset).
 TEST_F(ExperimentSpecTest, SweepOverPresetNames) {
