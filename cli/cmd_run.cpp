@@ -212,7 +212,7 @@ int cmd_run(const std::vector<std::string>& args) {
   std::string table =
       fmt::format("{} ({} mode, {} point{})\n", e.name, e.mode, points.size(), points.size() == 1 ? "" : "s");
   for (const auto& r : results) {
-    if (points.size() > 1) table += fmt::format("\npoint {}: {}\n", r.index, r.key);
+    if (points.size() > 1) table += fmt::format("\npoint {}: {}\n", r.index, point_label(r.params));
     table += results_table(e.mode, r);
   }
   if (!refs.empty())

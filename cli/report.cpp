@@ -113,6 +113,30 @@ nlohmann::json references_json(const std::vector<ReferenceRow>& rows) {
   return out;
 }
 
+namespace {
+// RFC 4180: a field holding a comma, a quote or a line break is quoted, its quotes doubled (a swept object's JSON).
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+}  // namespace
+
+std::string point_label(const nlohmann::json& params) {
+  std::string out;
+  for (const auto& [k, v] : params.items()) {
+    if (!out.empty()) out += ',';
+    std::string value = v.is_string() ? v.get<std::string>() : v.dump();
+    if (v.is_object() && v.contains("name") && v["name"].is_string()) value = v["name"].get<std::string>();
+    out += k + "=" + value;
+  }
+  return out.empty() ? "single" : out;
+}
+
 std::string results_csv(const std::vector<PointResult>& points) {
   std::set<std::string> param_names, metric_names;
   for (const auto& p : points) {
@@ -133,7 +157,7 @@ std::string results_csv(const std::vector<PointResult>& points) {
         out += ",";
         if (p.params.contains(n)) {
           const auto& v = p.params[n];
-          out += v.is_string() ? v.get<std::string>() : v.dump();
+          out += csv_field(v.is_string() ? v.get<std::string>() : v.dump());
         }
       }
       out += "," + m.policy;

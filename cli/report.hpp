@@ -40,6 +40,9 @@ struct ReferenceRow {
   double simulated = 0, published = 0;
   int points = 0;  // sweep points averaged
 };
+// A point's sweep values for people: "path=value,...", where a swept object shows its "name" when it has one.
+std::string point_label(const nlohmann::json& params);
+
 std::vector<ReferenceRow> compare_references(const std::vector<Reference>& references,
                                              const std::vector<PointResult>& points);
 std::string references_table(const std::vector<ReferenceRow>& rows);

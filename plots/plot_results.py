@@ -17,6 +17,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def value_label(v):
+    """A sweep value for a tick label: a swept object (a whole model or cluster) by its name, as `lina run` prints it."""
+    if isinstance(v, dict):
+        return v.get("name", json.dumps(v, sort_keys=True))
+    return v
+
+
 def main(out_dir):
     with open(os.path.join(out_dir, "results.json")) as f:
         res = json.load(f)
@@ -32,7 +39,8 @@ def main(out_dir):
     policies = [p["policy"] for p in points[0]["policies"]]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     width = 0.8 / max(1, len(policies))
-    labels = [",".join(f"{k.split('.')[-1]}={v}" for k, v in p["params"].items()) or res["experiment"] for p in points]
+    labels = [",".join(f"{k.split('.')[-1]}={value_label(v)}" for k, v in p["params"].items()) or res["experiment"]
+              for p in points]
     for ax, (key, title) in zip(axes[0], metrics):
         for i, pol in enumerate(policies):
             xs, ys = [], []
