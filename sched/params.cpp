@@ -92,15 +92,9 @@ std::string pointer_escape(std::string_view key) {
 }
 
 nlohmann::json parse_json_text(const std::string& text, const std::string& origin) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.byte is 1-based position of the error.
-    std::string what = e.what();
-    auto pos = what.find("syntax error");
-    std::string msg = pos == std::string::npos ? what : what.substr(pos);
-    throw InputError(format_location(origin, fmt::format("byte {}", e.byte), "malformed JSON: " + msg));
-  }
+  return parse_json_checked(text, [&](uint64_t byte, const std::string& msg) {
+    throw InputError(format_location(origin, fmt::format("byte {}", byte), "malformed JSON: " + msg));
+  });
 }
 
 nlohmann::json parse_json_file(const std::string& path) {

@@ -3,8 +3,10 @@
 // errors with the nearest known name. `lina params` prints every declaration.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,5 +93,32 @@ std::string pointer_escape(std::string_view key);
 // Parses JSON text; a syntax error becomes InputError "FILE: byte N: ...". Reads the file when text is null.
 nlohmann::json parse_json_file(const std::string& path);
 nlohmann::json parse_json_text(const std::string& text, const std::string& origin);
+
+// nlohmann::json::parse with both of its input errors, a syntax error and a number too large for a double (which it
+// reports as out_of_range, not parse_error), handed to `fail(byte, message)`: byte is the 1-based offset of the
+// error in `text` (of the number, for an overflow), message what was wrong. `fail` must throw.
+template <class Fail>
+nlohmann::json parse_json_checked(const std::string& text, Fail fail) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string what = e.what();
+    const auto pos = what.find("syntax error");
+    fail(static_cast<uint64_t>(e.byte), pos == std::string::npos ? what : what.substr(pos));
+  } catch (const nlohmann::json::out_of_range& e) {
+    // "[json.exception.out_of_range.406] number overflow parsing '1e999'": find the number to say where it is.
+    std::string what = e.what();
+    const auto open = what.find('\'');
+    const auto close = what.rfind('\'');
+    uint64_t byte = 0;
+    if (open != std::string::npos && close > open) {
+      const auto at = text.find(what.substr(open + 1, close - open - 1));
+      if (at != std::string::npos) byte = at + 1;
+    }
+    const auto pos = what.find("number overflow");
+    fail(byte, (pos == std::string::npos ? what : what.substr(pos)) + " (beyond the range of a double)");
+  }
+  throw std::logic_error("parse_json_checked: fail() returned");
+}
 
 }  // namespace lina

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "sched/error.hpp"
+#include "sched/params.hpp"
 #include "traces/writer.hpp"
 
 namespace lina::traces {
@@ -190,12 +191,9 @@ Request read_deepseek(const std::string& path, int experts, std::vector<int>& la
 // ---- Llama-4 JSON --------------------------------------------------------------------------------------------
 // One file = one request: element s is forward step s (0 = prefill), keys "0".."47", odd keys the MoE layers.
 Request read_llama4(const std::string& path, int experts, std::vector<int>& layers) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(slurp(path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(path, fmt::format("byte {}", e.byte), fmt::format("not JSON: {}", e.what()));
-  }
+  const nlohmann::json j = parse_json_checked(slurp(path), [&](uint64_t byte, const std::string& msg) {
+    fail(path, fmt::format("byte {}", byte), "not JSON: " + msg);
+  });
   if (!j.is_array() || j.empty()) fail(path, "", "expected a JSON array of forward steps");
   std::vector<int> file_layers;
   for (auto it = j[0].begin(); j[0].is_object() && it != j[0].end(); ++it) {
@@ -279,12 +277,9 @@ std::vector<MixRecord> read_mixtral_records(const std::string& path, const char*
   while (std::getline(in, s)) {
     ++line;
     if (s.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(s);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(path, line_at(line), fmt::format("not JSON: {}", e.what()));
-    }
+    const nlohmann::json j = parse_json_checked(s, [&](uint64_t byte, const std::string& msg) {
+      fail(path, line_at(line), fmt::format("not JSON at byte {} of the line: {}", byte, msg));
+    });
     MixRecord r;
     r.line = line;
     auto need_int = [&](const char* key, int64_t hi) {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "sched/error.hpp"
+#include "sched/params.hpp"
 
 namespace lina::traces {
 namespace {
@@ -198,13 +199,9 @@ class BinaryReader final : public TraceReader::Impl {
     }
     std::string text(size_t(hlen), '\0');
     raw_read(kPreambleBytes, reinterpret_cast<unsigned char*>(text.data()), text.size());
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      const uint64_t at = kPreambleBytes + (e.byte > 0 ? e.byte - 1 : 0);
-      fail_at(path, at, fmt::format("header is not JSON: {}", e.what()));
-    }
+    const nlohmann::json j = parse_json_checked(text, [&](uint64_t byte, const std::string& msg) {
+      fail_at(path, kPreambleBytes + (byte > 0 ? byte - 1 : 0), "header is not JSON: " + msg);
+    });
     h = header_from_json(j, path, fmt::format("byte {}", kPreambleBytes));
     data_start_ = kPreambleBytes + hlen;
     rewind();
@@ -505,11 +502,9 @@ class JsonlReader final : public TraceReader::Impl {
       if (!s.empty() && s.back() == '\r') s.pop_back();
       const auto first = s.find_first_not_of(" \t");
       if (first == std::string::npos || s[first] == '#') continue;
-      try {
-        j = nlohmann::json::parse(s);
-      } catch (const nlohmann::json::parse_error& e) {
-        fail_line(path, line_, fmt::format("not JSON: {}", e.what()));
-      }
+      j = parse_json_checked(s, [&](uint64_t byte, const std::string& msg) {
+        fail_line(path, line_, fmt::format("not JSON at byte {} of the line: {}", byte, msg));
+      });
       return true;
     }
     return false;

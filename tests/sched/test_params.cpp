@@ -219,6 +219,10 @@ TEST(ParseJson, MalformedJsonNamesTheByteOffset) {
   e = error_of([] { parse_json_text("{\"a\": 1", "x.json"); });  // end of input after 7 bytes: offset 8
   EXPECT_TRUE(e.starts_with("x.json: byte 8: malformed JSON")) << e;
   EXPECT_EQ(parse_json_text("{\"a\": [1, 2]}", "ok.json")["a"][1], 2);
+  // A number beyond a double is an input error too (nlohmann reports it as out_of_range, not as a parse error),
+  // located at the number: byte 7 of {"a": 1e999}.
+  e = error_of([] { parse_json_text("{\"a\": 1e999}", "big.json"); });
+  EXPECT_TRUE(e.starts_with("big.json: byte 7: malformed JSON: number overflow parsing '1e999'")) << e;
 }
 
 class TempDirTest : public ::testing::Test {

@@ -149,6 +149,8 @@ TEST(ConvertLlama4, BadFiles) {
   EXPECT_THAT(convert_error(o), HasSubstr("/1/3: expected an array"));
   write_text(a, R"([{"0": null, "1": [[5]], )");
   EXPECT_THAT(convert_error(o), HasSubstr("not JSON"));
+  write_text(a, R"([{"0": null, "1": [[5e400]]}])");
+  EXPECT_THAT(convert_error(o), HasSubstr("byte 21: not JSON: number overflow parsing '5e400'"));
 }
 
 // Mixtral routing JSONL: problem 0 has three decode tokens; layer 1 lost a record (two left, renumbered), so it

@@ -213,6 +213,8 @@ TEST(TraceErrors, HeaderNotJson) {
   const std::string j = temp_path("h.jsonl");
   write_text(j, "{\"format\": \"lina.trace\", oops\n");
   EXPECT_THAT(error_of(j), HasSubstr(j + ": line 1: not JSON"));
+  write_text(j, "{\"format\": \"lina.trace\", \"batches\": 1e400}\n");
+  EXPECT_THAT(error_of(j), HasSubstr(j + ": line 1: not JSON at byte 37 of the line: number overflow"));
 }
 
 TEST(TraceErrors, TruncatedBatch) {
