@@ -296,8 +296,11 @@ std::vector<MixRecord> read_mixtral_records(const std::string& path, const char*
     auto d = j.find("dataset");
     if (d == j.end() || !d->is_string()) fail(path, line_at(line), "\"dataset\" must be a string");
     r.dataset = d->get<std::string>();
-    const auto& ex = j["experts"];
-    const auto& gp = j["gating_probs"];
+    // find, not operator[]: a const json's operator[] on a missing key is undefined behaviour.
+    static const nlohmann::json kMissing;
+    const auto ex_it = j.find("experts"), gp_it = j.find("gating_probs");
+    const auto& ex = ex_it == j.end() ? kMissing : *ex_it;
+    const auto& gp = gp_it == j.end() ? kMissing : *gp_it;
     if (!ex.is_array() || ex.size() != 2 || !gp.is_array() || gp.size() != 2) {
       fail(path, line_at(line), "\"experts\" and \"gating_probs\" must be arrays of 2");
     }

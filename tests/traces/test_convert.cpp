@@ -187,9 +187,16 @@ TEST(ConvertMixtral, UnalignedLayersAreUnrecorded) {
   EXPECT_EQ(bs[1].expert(0, 0, 1), 6);
   EXPECT_FLOAT_EQ(bs[1].weight(0, 0, 0), 0.5625f);
   EXPECT_FALSE(bs[1].recorded(1, 0));
+  const std::string five = t;
   rec(1, 1, 2, 2, 0.75);
   write_text(in, t);
   EXPECT_THAT(convert_error(o), HasSubstr("line 6: the two experts of a token must differ"));
+  // A record without its experts is an input error (it read a missing key of a const object: undefined behaviour,
+  // an assertion in a debug build).
+  write_text(in, five + R"({"dataset": "gsm8k", "problem_id": 0, "layer": 1, "gating_probs": [0.5, 0.5], )"
+                        R"("token_idx": 2})"
+                        "\n");
+  EXPECT_THAT(convert_error(o), HasSubstr("\"experts\" and \"gating_probs\" must be arrays of 2"));
 }
 
 // Mixtral raw log: a new forward pass whenever the layer decreases; pass 0 is the prefill with exact positions.
