@@ -159,6 +159,8 @@ void InferenceScheduler::release(int j, int device, int expert) {
     residency_[static_cast<size_t>(j)].clear(device, expert);
     return;
   }
+  // Resident from now on (a Phase 1 load that Phase 2 replaced was not marked yet), until evicted.
+  residency_[static_cast<size_t>(j)].set(device, expert);
   cache_[static_cast<size_t>(device)].push_back({++stamp_, j, expert});
 }
 

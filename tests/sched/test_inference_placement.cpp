@@ -433,6 +433,34 @@ TEST(InferenceScheduler, ExpertCacheKeepsReleasedCopies) {
   EXPECT_EQ(loads_per_batch(0.5 * kExpertBytes), none);
 }
 
+// Lina: Phase 1 loads that Phase 2 replaced are kept by the cache too. Profile: layer 1 = layer 0 + 1. Batch 1:
+// Phase 1 places layer 1 for expert 1 (estimated 6 of 8 tokens) and loads its copies; the gate shows expert 3
+// instead, so Phase 2 reschedules. Batch 2: Phase 1 wants the same copies of expert 1 again; with a cache they are
+// still resident.
+TEST(InferenceScheduler, ExpertCacheKeepsPhase1LoadsThatPhase2Replaced) {
+  auto est = std::make_shared<PathEstimator>(2, 4, 1, 1);
+  est->add(chain_batch({0, 0, 0, 0, 0, 0, 1, 2}));
+  auto phase1_loads = [&](double cache_bytes) {
+    PolicySpec pol;
+    pol.name = "lina";
+    pol.path_length = 1;
+    pol.expert_cache_bytes = cache_bytes;
+    InferenceScheduler s(pol, 4, 4, 2, est, 1, 0, 1);
+    BatchRouting b = chain_batch({0, 0, 0, 0, 0, 0, 1, 2});
+    s.begin_batch(b);
+    const LayerDecision first = s.on_gate(0, std::vector<double>{6, 1, 1, 0});
+    EXPECT_FALSE(first.next_phase1_loads.empty());
+    EXPECT_TRUE(s.on_gate(1, std::vector<double>{0, 0, 2, 6}).rescheduled);
+    s.begin_batch(b);
+    return s.on_gate(0, std::vector<double>{6, 1, 1, 0}).next_phase1_loads;
+  };
+  const auto without = phase1_loads(0);
+  const auto with = phase1_loads(16);
+  EXPECT_FALSE(without.empty());  // expert 1's copies were dropped with the rescheduled placement
+  for (const auto& [dev, e] : with) EXPECT_NE(e, 1) << "device " << dev;  // expert 1's copies stayed resident
+  EXPECT_LT(with.size(), without.size());
+}
+
 // A device's cache holds at most its budget: with room for one copy, the older of two released copies is evicted.
 TEST(InferenceScheduler, ExpertCacheEvictsTheLeastRecentlyReleased) {
   PolicySpec pol;
