@@ -18,6 +18,8 @@
 namespace lina::sim {
 namespace {
 
+// kind balanced: token t picks experts (t * k + s) mod E, so every expert receives the same tokens (training with a
+// load-balancing loss).
 class BalancedSource : public RoutingSource {
  public:
   BalancedSource(int tokens, int layers, int experts, int top_k, int64_t batches)
