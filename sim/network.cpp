@@ -17,10 +17,11 @@ constexpr double kTicks = static_cast<double>(Time::kTicksPerSecond);
 
 // Duration bytes/rate in ticks, rounded up (DESIGN.md 2.1), ignoring floating-point noise below 1e-12 relative so that
 // a transfer whose exact duration is a whole number of ticks is not pushed one tick late by rounding.
-// Saturates far below kNever (a flow starved to a rounding-residue rate finishes "never" rather than overflowing).
+// A duration past the clock's end is the clock's error (TimeRangeError), as for every other time. (It saturated at
+// 4e18 ticks, 46 days, inside the clock: a flow that needed 58 days finished at 46, silently.)
 int64_t ceil_ticks(double seconds) {
   double x = seconds * kTicks;
-  if (!(x < 4e18)) return int64_t{4'000'000'000'000'000'000};
+  if (!(x < static_cast<double>(Time::kLimitTicks))) throw TimeRangeError(seconds);
   return static_cast<int64_t>(std::ceil(x - x * 1e-12));
 }
 

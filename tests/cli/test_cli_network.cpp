@@ -85,10 +85,10 @@ TEST(CliCollective, TextOutputAndErrors) {
   EXPECT_EQ(run({"collective", "--cluster", cluster, "--op", "alltoall", "--bytes", "1MB", "--algo", "tree"}).rc, 2);
   EXPECT_EQ(run({"collective", "--cluster", cluster, "--op", "alltoall", "--bytes", "1MB", "--class", "64"}).rc, 2);
   EXPECT_EQ(run({"collective", "--cluster", "no-such-preset", "--op", "alltoall", "--bytes", "1MB"}).rc, 2);
-  // Sizes past 1 PB are refused (1e18 B broke the byte accounting of debug builds before the clock's range check).
+  // A collective that would outlast the clock is the clock's input error (it finished early, silently, at 46 days).
   Result huge = run({"collective", "--cluster", cluster, "--op", "allreduce", "--bytes", "1e18B"});
   EXPECT_EQ(huge.rc, 2);
-  EXPECT_NE(huge.err.find("[0, 1 PB]"), std::string::npos) << huge.err;
+  EXPECT_NE(huge.err.find("past the clock"), std::string::npos) << huge.err;
 }
 
 TEST(CliFlows, ClosedFormAndFullPrecision) {

@@ -57,6 +57,25 @@ TEST(Network, OneFlow) {
   EXPECT_DOUBLE_EQ(h.net.stats().bytes_completed, M);
 }
 
+// A flow longer than the clock (53.4 days) is the clock's input error; it used to finish at 46.3 days (a saturated
+// duration inside the clock), silently. One just inside the clock finishes at its exact time.
+TEST(Network, FlowsLongerThanTheClockAreAnError) {
+  const double clock_s = static_cast<double>(Time::kLimitTicks) / static_cast<double>(Time::kTicksPerSecond);
+  {
+    Harness h(cluster(2));
+    h.flow(0, 8, 1.1 * clock_s * kNic);  // 58.7 days at 12.5 GB/s
+    EXPECT_THROW(h.engine.run(), TimeRangeError);
+    EXPECT_EQ(h.done[0], Time::max());  // never reported finished
+  }
+  {
+    Harness h(cluster(2));
+    const double M = 0.9 * clock_s * kNic;  // 48 days: past the old 46.3-day saturation, inside the clock
+    h.flow(0, 8, M);
+    h.engine.run();
+    EXPECT_NEAR(h.done[0].seconds(), kLinter + M / kNic, 1e-3);
+  }
+}
+
 TEST(Network, EqualFlowsShareOneLink) {
   Harness h(cluster(2));
   const double M = 10e6;
