@@ -17,12 +17,20 @@ constexpr double kTicks = static_cast<double>(Time::kTicksPerSecond);
 
 // Duration bytes/rate in ticks, rounded up (DESIGN.md 2.1), ignoring floating-point noise below 1e-12 relative so that
 // a transfer whose exact duration is a whole number of ticks is not pushed one tick late by rounding.
-// A duration past the clock's end is the clock's error (TimeRangeError), as for every other time. (It saturated at
-// 4e18 ticks, 46 days, inside the clock: a flow that needed 58 days finished at 46, silently.)
 int64_t ceil_ticks(double seconds) {
   double x = seconds * kTicks;
-  if (!(x < static_cast<double>(Time::kLimitTicks))) throw TimeRangeError(seconds);
   return static_cast<int64_t>(std::ceil(x - x * 1e-12));
+}
+
+// A completion that the current rate puts past the clock's end is parked at its last tick. A flow starved for now (a
+// tiny weight beside large flows) is re-rated, and its completion moved, as soon as its component changes; one still
+// unfinished when the clock ends is the clock's input error (TimeRangeError), thrown then. (Durations used to saturate
+// at 4e18 ticks, 46 days, inside the clock: a flow that needed 58 days finished at 46, silently.)
+constexpr int64_t kClockEnd = Time::kLimitTicks - 1;
+int64_t finish_tick(int64_t now, double seconds) {
+  const double x = seconds * kTicks;
+  if (!(x < static_cast<double>(kClockEnd - now))) return kClockEnd;
+  return std::min(now + ceil_ticks(seconds), kClockEnd);
 }
 
 // Capacity left on a link, with floating-point residue of a saturated link (below 1e-12 of its capacity) snapped to
@@ -189,6 +197,10 @@ void Network::on_wake() {
         completions_.pop_back();
         Batch& batch = batches_[b];
         if (state_[batch.rep] == kDraining && epoch_[batch.rep] == batch.epoch) {
+          if (now_ >= kClockEnd) {  // parked: the flow needs more time than the clock has
+            const FlowId f = batch.rep;
+            throw TimeRangeError(seconds_between(0, last_[f]) + remaining_[f] / rate_[f]);
+          }
           for (FlowId f : batch.flows) finish_flow(f);
           progress = true;
         }
@@ -385,7 +397,7 @@ void Network::solve_component(std::span<const LinkId> links) {
       if (rate_[f] > 0) remaining_[f] -= rate_[f] * seconds_between(last_[f], now_);
       last_[f] = now_;
       rate_[f] = r;
-      finish_[f] = r > 0 ? now_ + ceil_ticks(std::max(remaining_[f], 0.0) / r) : kNever;
+      finish_[f] = r > 0 ? finish_tick(now_, std::max(remaining_[f], 0.0) / r) : kNever;
       ++stats_.completions_moved;
     }
     epoch_[f] = epoch;

@@ -76,6 +76,18 @@ TEST(Network, FlowsLongerThanTheClockAreAnError) {
   }
 }
 
+// A flow starved for now (weight 1e-12 beside a large flow on its link) has a projected completion past the clock;
+// it is parked, re-rated when the large flow leaves, and finishes when work conservation says: (Ma + Ms) / B.
+TEST(Network, AStarvedFlowPastTheClockFinishesOnceReRated) {
+  Harness h(cluster(2));
+  const double Ma = 64e6, Ms = 1e6;
+  h.flow(0, 8, Ma);
+  h.flow(0, 9, Ms, 0, 1e-12);  // alone at its starved rate: 8e7 s
+  h.engine.run();
+  expect_time(h.done[0], kLinter + Ma * (1 + 1e-12) / kNic);
+  EXPECT_NEAR(h.done[1].seconds(), kLinter + (Ma + Ms) / kNic, 1e-9);
+}
+
 TEST(Network, EqualFlowsShareOneLink) {
   Harness h(cluster(2));
   const double M = 10e6;
