@@ -193,11 +193,17 @@ struct Experiment {
   ModelSpec model;
 };
 
-Experiment load(const Options& o, int gpus, const GpuSpec& gpu) {
+// The spec is read (and checked) before the devices are asked for, so that a bad spec is reported as such on any
+// machine, with or without GPUs.
+ExperimentSpec load_spec(const Options& o) {
   if (o.spec.empty()) throw InputError("missing experiment spec (usage: lina hw run SPEC)");
   std::vector<Override> overrides;
   for (const auto& s : o.sets) overrides.push_back(parse_override(s));
-  Experiment e{load_experiment(o.spec, overrides), {}, {}};
+  return load_experiment(o.spec, overrides);
+}
+
+Experiment load(ExperimentSpec spec, int gpus, const GpuSpec& gpu) {
+  Experiment e{std::move(spec), {}, {}};
   e.point = load_point(e.spec, e.spec.point_document(e.spec.points().front()));
   e.model = load_model(e.point.model_json, e.spec.file, "/model");
   e.point.cluster.nodes = 1;
@@ -374,13 +380,14 @@ int run_or_validate(const std::vector<std::string>& args, bool validate) {
   if (validate && o.calibration.empty()) throw InputError("lina hw validate needs --calibration FILE");
   std::optional<sim::Calibration> cal;
   if (validate) cal = sim::load_calibration(o.calibration);
+  ExperimentSpec spec = load_spec(o);
   const auto q = hw::query_devices();
   if (q.count == 0) throw InputError("no GPU: " + q.reason);
   GpuSpec gpu = detect_gpu(o.gpu);
   if (cal && !cal->gpu.empty() && cal->gpu != gpu.name) {
     throw InputError(fmt::format("{}: measured on '{}' but these GPUs are '{}'", o.calibration, cal->gpu, gpu.name));
   }
-  Experiment e = load(o, q.count, gpu);
+  Experiment e = load(std::move(spec), q.count, gpu);
   namespace fs = std::filesystem;
   const std::string out = o.out.empty() ? (fs::path("results") / ("hw-" + e.spec.name)).string() : o.out;
   HwReport report;

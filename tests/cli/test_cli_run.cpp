@@ -455,6 +455,16 @@ TEST(CliHw, CommandsAreHandedToLinaHw) {
   if (fs::exists(lina.parent_path() / "lina-hw")) {
     EXPECT_EQ(WEXITSTATUS(status), 2) << out;
     EXPECT_NE(out.find(missing.string()), std::string::npos) << out;
+    // `hw run` reads the spec before it asks for GPUs: a missing spec is named on a machine without any.
+    const std::string run = lina.string() + " hw run " + missing.string() + " 2>&1";
+    FILE* q = ::popen(run.c_str(), "r");
+    ASSERT_NE(q, nullptr);
+    std::string run_out;
+    while (std::fgets(buf, sizeof buf, q)) run_out += buf;
+    const int run_status = ::pclose(q);
+    ASSERT_TRUE(WIFEXITED(run_status)) << run_out;
+    EXPECT_EQ(WEXITSTATUS(run_status), 2) << run_out;
+    EXPECT_NE(run_out.find(missing.string() + ": cannot open file"), std::string::npos) << run_out;
   } else {
     EXPECT_EQ(WEXITSTATUS(status), 1) << out;
     EXPECT_NE(out.find("no hardware backend"), std::string::npos) << out;
