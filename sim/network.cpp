@@ -297,6 +297,15 @@ void Network::recompute() {
   dirty_.clear();
 }
 
+double Network::unfrozen_weight(LinkId l) const {
+  double sum = 0;
+  const FlowId* seg = on_link_[l].data();
+  for (uint32_t k = seg_begin_[l], e = seg_end_[l]; k < e; ++k) {
+    if (mark_[seg[k]] != fill_counter_) sum += weight_[seg[k]];
+  }
+  return sum;
+}
+
 void Network::solve_component(std::span<const LinkId> links) {
   ++stats_.components;
   // Pass 1: drop finished flows from the lists, reset capacities, find the classes present.
@@ -380,8 +389,16 @@ void Network::solve_component(std::span<const LinkId> links) {
         for (int h = 0; h < hops_[f]; ++h) {
           LinkId l2 = route[h];
           cap_left_[l2] -= r;
+          const double before = weight_left_[l2];
           weight_left_[l2] -= w;
-          if (--unfrozen_[l2] == 0) weight_left_[l2] = 0;
+          if (--unfrozen_[l2] == 0) {
+            weight_left_[l2] = 0;
+          } else if (!(weight_left_[l2] > before * 1e-3)) {
+            // Cancellation: a heavy flow left beside light ones (weights 1e9 and 1e-9), and the difference keeps
+            // too few of their weight's digits (its error is about 1e-16 of `before`), or none, or went negative
+            // (rates of NaN). Sum what is left exactly.
+            weight_left_[l2] = unfrozen_weight(l2);
+          }
         }
       }
       cap_left_[l] = 0;  // saturated by this class: nothing is left for lower classes (no rounding residue)

@@ -104,6 +104,8 @@ class Network {
   void mark_dirty(LinkId l);
   void recompute();
   void solve_component(std::span<const LinkId> links);
+  // The weight of the flows of link l's current class segment not yet given a rate (exactly, from the flows).
+  double unfrozen_weight(LinkId l) const;
   void schedule_next();
   void check_component(std::span<const LinkId> links) const;
 
