@@ -195,7 +195,7 @@ class Fuzzer:
             flows.append({"src": self.rng.randrange(gpus), "dst": self.rng.randrange(gpus),
                           "bytes": self.rng.choice([0, 1, 1e3, 1e6, self.rng.random() * 1e9, 64e6, 1e10]),
                           "start_s": t, "class": self.rng.choice([0, 0, 1, 2, 63]),
-                          "weight": self.rng.choice([1, 1, 0.5, 3, 1e-3, 1e3])})
+                          "weight": self.rng.choice([1, 1, 0.5, 3, 1e-3, 1e3, 1e-9, 1e9])})
         path = self.write("flows.json", {"cluster": cluster, "flows": flows})
         self.run(["flows", path], [path])
 
