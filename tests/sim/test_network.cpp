@@ -285,7 +285,7 @@ struct RandomRun {
 
 // Random flows over time on a leaf-spine cluster with shared NICs and two classes. At sampled instants, checks
 // capacity (relative 1e-9) and work conservation (every draining flow crosses a saturated link) from the public API.
-RandomRun random_run(uint64_t seed, int nflows, bool check, bool extreme_weights = false) {
+RandomRun random_run(uint64_t seed, int nflows, bool check, bool extreme = false) {
   ClusterSpec c = cluster(4, 4);
   c.fabric_kind = ClusterSpec::FabricKind::kLeafSpine;
   c.spines = 2;
@@ -297,16 +297,17 @@ RandomRun random_run(uint64_t seed, int nflows, bool check, bool extreme_weights
   std::mt19937_64 rng(seed);
   RandomRun out;
   out.finish.assign(nflows, Time::max());
-  std::uniform_int_distribution<int> gpu(0, c.gpu_count() - 1), cls(0, 1);
+  std::uniform_int_distribution<int> gpu(0, c.gpu_count() - 1), cls(0, extreme ? 3 : 1);
   std::uniform_real_distribution<double> size(0, 20e6), when(0, 2e-3), weight(0.5, 2);
   for (int i = 0; i < nflows; ++i) {
     int s = gpu(rng), d = gpu(rng);
-    double b = i % 17 == 0 ? 0.0 : size(rng);
+    double b =
+        i % 17 == 0 ? 0.0 : (extreme ? std::pow(10.0, std::uniform_real_distribution<double>(0, 11)(rng)) : size(rng));
     Time t = Time::from_seconds(when(rng));
     int k = cls(rng);
-    // Extreme weights (1e-9 to 1e9, log-uniform) starve flows for a while: their projected completions pass the
-    // clock's end until their component changes.
-    double w = extreme_weights ? std::pow(10.0, std::uniform_real_distribution<double>(-9, 9)(rng)) : weight(rng);
+    // Extreme inputs: weights 1e-9 to 1e9 and sizes 1 B to 100 GB (log-uniform) and four classes. Starved flows'
+    // projected completions pass the clock's end until their component changes.
+    double w = extreme ? std::pow(10.0, std::uniform_real_distribution<double>(-9, 9)(rng)) : weight(rng);
     out.src.push_back(s);
     out.dst.push_back(d);
     out.bytes.push_back(b);
@@ -317,7 +318,7 @@ RandomRun random_run(uint64_t seed, int nflows, bool check, bool extreme_weights
   }
   // Weights 18 orders of magnitude apart leave rounding of a few 1e-9 of a link's capacity in the rates (both ways:
   // 37 B/s over 12.5 GB/s, or as much short of saturation).
-  const double slack = extreme_weights ? 1e-7 : 1e-9;
+  const double slack = extreme ? 1e-7 : 1e-9;
   if (check) {
     for (int step = 1; step <= 400; ++step) {
       engine.run_until(Time::us(10 * step));
@@ -360,7 +361,7 @@ TEST(NetworkProperty, CapacityWorkConservationAndLowerBound) {
   for (uint64_t seed = 1; seed <= 3; ++seed) random_run(seed, 300, true);
 }
 
-TEST(NetworkProperty, ExtremeWeightsStillFinishEveryFlow) {
+TEST(NetworkProperty, ExtremeWeightsSizesAndClasses) {
   for (uint64_t seed = 4; seed <= 5; ++seed) random_run(seed, 300, true, true);
 }
 
