@@ -6,6 +6,22 @@
 
 namespace lina::cli {
 
+namespace {
+// A sweep value as text: a string as it is, anything else as JSON.
+std::string value_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// RFC 4180: a field holding a comma, a quote or a line break is quoted, its quotes doubled (a swept object's JSON).
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+}  // namespace
+
 nlohmann::json point_to_json(const PointResult& p) {
   nlohmann::json pol = nlohmann::json::array();
   for (const auto& m : p.policies) {
@@ -59,7 +75,7 @@ std::vector<ReferenceRow> compare_references(const std::vector<Reference>& refer
     const nlohmann::json& where = ref.where;
     for (const auto& [k, v] : where.items()) {
       if (!row.where.empty()) row.where += ",";
-      row.where += k.substr(k.rfind('.') + 1) + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+      row.where += k.substr(k.rfind('.') + 1) + "=" + value_text(v);
     }
     if (row.where.empty()) row.where = "all";
     double sum = 0;
@@ -113,26 +129,12 @@ nlohmann::json references_json(const std::vector<ReferenceRow>& rows) {
   return out;
 }
 
-namespace {
-// RFC 4180: a field holding a comma, a quote or a line break is quoted, its quotes doubled (a swept object's JSON).
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-}  // namespace
-
 std::string point_label(const nlohmann::json& params) {
   std::string out;
   for (const auto& [k, v] : params.items()) {
     if (!out.empty()) out += ',';
-    std::string value = v.is_string() ? v.get<std::string>() : v.dump();
-    if (v.is_object() && v.contains("name") && v["name"].is_string()) value = v["name"].get<std::string>();
-    out += k + "=" + value;
+    const bool named = v.is_object() && v.contains("name") && v["name"].is_string();
+    out += k + "=" + value_text(named ? v["name"] : v);
   }
   return out.empty() ? "single" : out;
 }
@@ -157,7 +159,7 @@ std::string results_csv(const std::vector<PointResult>& points) {
         out += ",";
         if (p.params.contains(n)) {
           const auto& v = p.params[n];
-          out += csv_field(v.is_string() ? v.get<std::string>() : v.dump());
+          out += csv_field(value_text(v));
         }
       }
       out += "," + m.policy;

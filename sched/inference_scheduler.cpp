@@ -30,9 +30,7 @@ InferenceScheduler::InferenceScheduler(const PolicySpec& policy, int experts, in
       seed_(seed) {
   home_ = home_residency(experts_, devices_);
   residency_.assign(static_cast<size_t>(layers_), home_);
-  Residency none = home_;
-  std::fill(none.resident.begin(), none.resident.end(), uint8_t{0});
-  placed_.assign(static_cast<size_t>(layers_), none);
+  placed_.assign(static_cast<size_t>(layers_), no_copies());
   if (policy_.expert_cache_bytes > 0 && expert_bytes > 0) {
     cache_copies_ = static_cast<size_t>(policy_.expert_cache_bytes / expert_bytes);
   }
@@ -45,9 +43,8 @@ InferenceScheduler::InferenceScheduler(const PolicySpec& policy, int experts, in
   if (kind_ == InferencePolicyKind::kReplicateHistory) {
     for (int l = 0; l < layers_; ++l) {
       std::vector<double> mean = estimator_->mean_counts(l);
-      Residency home = home_residency(experts_, devices_);
       history_.push_back(
-          popularity_placement(mean, devices_, policy_.max_experts_per_device, sub_seed(l), &home, devices_per_node_));
+          popularity_placement(mean, devices_, policy_.max_experts_per_device, sub_seed(l), &home_, devices_per_node_));
     }
   }
 }
@@ -167,8 +164,7 @@ void InferenceScheduler::release(int j, int device, int expert) {
 void InferenceScheduler::settle(int j, const Placement& p, std::span<const std::pair<int, int>> also_loaded) {
   Residency& res = residency_[static_cast<size_t>(j)];
   Residency& placed = placed_[static_cast<size_t>(j)];
-  Residency now = placed;
-  std::fill(now.resident.begin(), now.resident.end(), uint8_t{0});
+  Residency now = no_copies();
   for (int e = 0; e < experts_; ++e) {
     for (int dev : p.replicas[static_cast<size_t>(e)]) {
       if (!home_.has(dev, e)) now.set(dev, e);

@@ -101,6 +101,9 @@ class InferenceScheduler : public RuntimeScheduler {
   // does not use, and `also_loaded` (Phase 1 loads), go to the cache or are dropped.
   void settle(int j, const Placement& p, std::span<const std::pair<int, int>> also_loaded);
   void release(int j, int device, int expert);
+  Residency no_copies() const {
+    return {experts_, devices_, std::vector<uint8_t>(static_cast<size_t>(experts_) * static_cast<size_t>(devices_))};
+  }
   uint64_t sub_seed(int layer) const;
 
   PolicySpec policy_;

@@ -15,13 +15,8 @@ namespace {
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr double kTicks = static_cast<double>(Time::kTicksPerSecond);
 
-// Duration bytes/rate in ticks, rounded up (DESIGN.md 2.1), ignoring floating-point noise below 1e-12 relative so that
-// a transfer whose exact duration is a whole number of ticks is not pushed one tick late by rounding.
-int64_t ceil_ticks(double seconds) {
-  double x = seconds * kTicks;
-  return static_cast<int64_t>(std::ceil(x - x * 1e-12));
-}
-
+// Completion tick of a transfer of `seconds` from tick `now`: rounded up (DESIGN.md 2.1), ignoring floating-point noise
+// below 1e-12 relative so that a transfer whose exact duration is a whole number of ticks is not pushed one tick late.
 // A completion that the current rate puts past the clock's end is parked at its last tick. A flow starved for now (a
 // tiny weight beside large flows) is re-rated, and its completion moved, as soon as its component changes; one still
 // unfinished when the clock ends is the clock's input error (TimeRangeError), thrown then. (Durations used to saturate
@@ -30,7 +25,7 @@ constexpr int64_t kClockEnd = Time::kLimitTicks - 1;
 int64_t finish_tick(int64_t now, double seconds) {
   const double x = seconds * kTicks;
   if (!(x < static_cast<double>(kClockEnd - now))) return kClockEnd;
-  return std::min(now + ceil_ticks(seconds), kClockEnd);
+  return std::min(now + static_cast<int64_t>(std::ceil(x - x * 1e-12)), kClockEnd);
 }
 
 // Capacity left on a link, with floating-point residue of a saturated link (below 1e-12 of its capacity) snapped to
