@@ -38,10 +38,10 @@
 #include "hw/validation.hpp"
 #include "sched/atomic_file.hpp"
 #include "sched/experiment_spec.hpp"
-#include "sched/lina_scheduler.hpp"
 #include "sched/model_spec.hpp"
 #include "sched/point_spec.hpp"
 #include "sched/training_plan.hpp"
+#include "sched/training_scheduler.hpp"
 #include "sim/collective_backend.hpp"
 #include "sim/compute.hpp"
 #include "sim/executor.hpp"
@@ -179,14 +179,6 @@ int calibrate(const std::vector<std::string>& args) {
   return 0;
 }
 
-std::unique_ptr<RuntimeScheduler> scheduler_for(const std::string& name) {
-  if (name == "lina" || name == "lina-priority" || name == "lina-partition") {
-    return std::make_unique<LinaTrainingScheduler>(false);
-  }
-  if (name == "lina-fixed") return std::make_unique<LinaTrainingScheduler>(true);
-  return std::make_unique<ImmediateScheduler>();
-}
-
 struct Experiment {
   ExperimentSpec spec;
   PointSpec point;
@@ -239,13 +231,13 @@ Timeline run_on_gpus(const Plan& plan, const Experiment& e, RuntimeScheduler& sc
   return exec.run(plan, lowered, sched);
 }
 
-Timeline run_on_gpus(const Plan& plan, const Experiment& e, const std::string& policy) {
-  auto sched = scheduler_for(policy);
+Timeline run_on_gpus(const Plan& plan, const Experiment& e, const PolicySpec& policy) {
+  auto sched = make_training_scheduler(policy);
   return run_on_gpus(plan, e, *sched);
 }
 
 // The simulator on the same plan, with the calibration (compute tables, links, launch overhead, interference).
-Timeline simulate(const Plan& plan, const Experiment& e, const std::string& policy, const sim::Calibration& cal) {
+Timeline simulate(const Plan& plan, const Experiment& e, const PolicySpec& policy, const sim::Calibration& cal) {
   ClusterSpec cluster = e.point.cluster;
   sim::apply_calibration(cluster, cal);
   sim::Engine engine;
@@ -256,7 +248,7 @@ Timeline simulate(const Plan& plan, const Experiment& e, const std::string& poli
   sim::ExecutorOptions opts;
   opts.compute_duration = [&](const Task& t) { return compute.task_duration(t, e.model.compute_dtype); };
   sim::Executor exec(engine, collectives, opts);
-  auto sched = scheduler_for(policy);
+  auto sched = make_training_scheduler(policy);
   return exec.run(plan, *sched);
 }
 
@@ -360,12 +352,12 @@ void run_training_policies(const Experiment& e, const std::optional<sim::Calibra
   for (const auto& pol : e.point.policies) {
     const Plan plan = plan_for(e, pol);
     std::fprintf(stderr, "lina hw: %s on %d GPU(s): %zu tasks\n", pol.label.c_str(), gpus, plan.tasks.size());
-    const Timeline measured = run_on_gpus(plan, e, pol.name);
+    const Timeline measured = run_on_gpus(plan, e, pol);
     write_chrome_trace(plan, measured, gpus, timeline_path(out, pol, "gpu"));
     auto mm = sim::training_metrics(plan, measured);
     report.add_measured(pol, mm);
     if (!cal) continue;
-    const Timeline predicted = simulate(plan, e, pol.name, *cal);
+    const Timeline predicted = simulate(plan, e, pol, *cal);
     write_chrome_trace(plan, predicted, gpus, timeline_path(out, pol, "sim"));
     auto pm = sim::training_metrics(plan, predicted);
     report.add_validation(pol, pm, "summed over ranks, last step", hw::compare_by_kind(plan, measured, predicted),

@@ -12,8 +12,31 @@ void LinaTrainingScheduler::attach(const Plan& plan, Launcher& launcher) {
     auto& left = devices_[static_cast<size_t>(t.rank)].a2a_left;
     if (left.size() <= static_cast<size_t>(t.step)) left.resize(static_cast<size_t>(t.step) + 1, 0);
     ++left[static_cast<size_t>(t.step)];
-    if (t.phase == Phase::kBackward) ++bwd_a2a_count_[{t.rank, t.step, t.layer}];
+    if (t.phase == Phase::kBackward) {
+      BackwardA2A& b = bwd_a2a_[{t.rank, t.step, t.layer}];
+      ++b.count;
+      b.links |= links_of(static_cast<int>(i));
+    }
   }
+}
+
+uint8_t LinaTrainingScheduler::links_of(int task) const {
+  // The paper's rule is per device: every task counts as crossing every link.
+  if (!hold_links_) return kAllLinks;
+  return plan_->collectives[static_cast<size_t>(plan_->tasks[static_cast<size_t>(task)].collective)].links;
+}
+
+uint8_t LinaTrainingScheduler::busy_links(const Device& d) const {
+  uint8_t busy = d.moe_bwd_left > 0 ? d.moe_bwd_links : 0;
+  if (d.a2a_active_on[0] > 0) busy |= kNodeLinks;
+  if (d.a2a_active_on[1] > 0) busy |= kNicLinks;
+  return busy;
+}
+
+void LinaTrainingScheduler::count_a2a(Device& d, int task, int delta) {
+  const uint8_t links = links_of(task);
+  if (links & kNodeLinks) d.a2a_active_on[0] += delta;
+  if (links & kNicLinks) d.a2a_active_on[1] += delta;
 }
 
 bool LinaTrainingScheduler::is_a2a(int task) const {
@@ -34,7 +57,7 @@ void LinaTrainingScheduler::on_comm_ready(int task, Time) {
     release(t.rank);
     return;
   }
-  if (is_a2a(task)) ++d.a2a_active;
+  if (is_a2a(task)) count_a2a(d, task, +1);
   launcher_->launch(task);
 }
 
@@ -44,8 +67,9 @@ void LinaTrainingScheduler::on_task_start(int task, Time) {
   // The hold lasts until every backward all-to-all of this layer (all pipelined chunks) is done: counting them
   // avoids releasing in the instant between one chunk's end and the next chunk's launch.
   if (t.role == Role::kPreAllToAll) {
-    auto it = bwd_a2a_count_.find({t.rank, t.step, t.layer});
-    d.moe_bwd_left = it == bwd_a2a_count_.end() ? 0 : it->second;
+    auto it = bwd_a2a_.find({t.rank, t.step, t.layer});
+    d.moe_bwd_left = it == bwd_a2a_.end() ? 0 : it->second.count;
+    d.moe_bwd_links = it == bwd_a2a_.end() ? 0 : it->second.links;
   }
 }
 
@@ -53,7 +77,7 @@ void LinaTrainingScheduler::on_task_finish(int task, Time) {
   const Task& t = plan_->tasks[static_cast<size_t>(task)];
   Device& d = devices_[static_cast<size_t>(t.rank)];
   if (is_a2a(task)) {
-    --d.a2a_active;
+    count_a2a(d, task, -1);
     --d.a2a_left[static_cast<size_t>(t.step)];
     if (t.phase == Phase::kBackward) {
       // The backward pair is combine (first) then dispatch (second); the window between them is the expert compute.
@@ -72,7 +96,7 @@ void LinaTrainingScheduler::release(int rank) {
     int step = plan_->tasks[static_cast<size_t>(task)].step;
     // Once the step's last all-to-all on this device is done there is nothing left to protect.
     bool done = static_cast<size_t>(step) >= d.a2a_left.size() || d.a2a_left[static_cast<size_t>(step)] == 0;
-    bool allowed = done || (fixed_ ? d.in_expert_window : (d.a2a_active == 0 && d.moe_bwd_left == 0));
+    bool allowed = done || (fixed_ ? d.in_expert_window : (busy_links(d) & links_of(task)) == 0);
     if (!allowed) return;
     d.held.pop_front();
     launcher_->launch(task);

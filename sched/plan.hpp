@@ -33,6 +33,11 @@ const char* comm_name(CommKind k);
 
 enum class Phase : uint8_t { kForward, kBackward, kStep };
 
+// Classes of links a rank's traffic can cross (bits of Collective::links): its GPU's port into its node (NVLink to the
+// NVSwitch, or PCIe) and the NIC with the inter-node fabric. A link-aware policy holds one collective behind another
+// only when they share a class.
+enum LinkClass : uint8_t { kNodeLinks = 1, kNicLinks = 2, kAllLinks = kNodeLinks | kNicLinks };
+
 // What a task is in the MoE layer's structure; the Lina scheduler and the metrics read it.
 enum class Role : uint8_t {
   kOther,
@@ -55,6 +60,7 @@ struct Collective {
   Role role = Role::kOther;
   int layer = -1;
   int micro_op = -1;
+  uint8_t links = kAllLinks;  // LinkClass bits its traffic crosses; every class unless the plan builder says less
 
   double total_bytes() const;
 };

@@ -17,7 +17,7 @@ constexpr double kNoMax = 1e308;
 // Which options each policy reads; any other option given to it is an error.
 std::vector<std::string> options_of(const std::string& name) {
   if (name == "lina" || name == "lina-priority" || name == "lina-partition") {
-    return {"micro_op_size", "micro_op_fusion", "pipeline_degree", "packing", "hierarchical_a2a"};
+    return {"micro_op_size", "micro_op_fusion", "pipeline_degree", "packing", "hierarchical_a2a", "hold"};
   }
   if (name == "lina-fixed" || name == "deepspeed" || name == "naive-priority" || name == "ideal") {
     return {"bucket_size", "hierarchical_a2a"};
@@ -118,6 +118,18 @@ const std::vector<ParamDef>& policy_params() {
          -1e308,
          kNoMax,
          {}},
+        {"policy.hold",
+         T::kChoice,
+         D::kNumber,
+         "device",
+         "lina: which all-to-alls an allreduce micro-op waits for. device (the paper, DESIGN.md 3.1): any all-to-all "
+         "waiting or running on its GPU, and a MoE layer's backward all-to-alls from the start of its combine "
+         "computation. links (beyond the paper): only those whose traffic crosses a class of links the micro-op's "
+         "crosses too, the GPU's port into its node (NVLink or PCIe) or its NIC; with one NIC per node inter-node "
+         "traffic crosses both, so there the two are the same",
+         -1e308,
+         kNoMax,
+         {"device", "links"}},
         {"policy.path_length",
          T::kInteger,
          D::kNumber,
@@ -207,6 +219,7 @@ PolicySpec policy_from_json(const json& j, const std::string& mode, const std::s
     if (!ok) r.fail("packing", "expected \"auto\", \"off\" or a positive integer (experts per device)");
   }
   if (r.has("hierarchical_a2a")) p.hierarchical_a2a = r.boolean("hierarchical_a2a");
+  if (r.has("hold")) p.hold_links = r.choice("hold") == "links";
   if (r.has("path_length")) p.path_length = static_cast<int>(r.integer("path_length"));
   if (r.has("before_path")) p.before_path_static = r.choice("before_path") == "static";
   if (r.has("schedule_cost")) p.schedule_cost = r.time("schedule_cost");

@@ -122,6 +122,18 @@ int lina_pipeline_degree(const ModelSpec& m, const WorkloadSpec& w, double micro
   return static_cast<int>(std::clamp(chunks, 1.0, static_cast<double>(kMaxPipelineDegree)));
 }
 
+uint8_t link_classes(const ClusterSpec& c, const std::vector<int>& ranks) {
+  std::vector<int> nodes(ranks.size());
+  for (size_t i = 0; i < ranks.size(); ++i) nodes[i] = c.node_of(ranks[i]);
+  std::sort(nodes.begin(), nodes.end());
+  const bool shares_node = std::adjacent_find(nodes.begin(), nodes.end()) != nodes.end();
+  const bool spans_nodes = !nodes.empty() && nodes.front() != nodes.back();
+  uint8_t links = 0;
+  if (shares_node) links |= kNodeLinks;
+  if (spans_nodes) links |= kNicLinks | (c.nic_per == ClusterSpec::NicPer::kNode ? kNodeLinks : 0);
+  return links;
+}
+
 Plan build_training_plan(const TrainingPlanInput& in) {
   const ModelSpec& m = *in.model;
   const ClusterSpec& cl = *in.cluster;
@@ -132,7 +144,6 @@ Plan build_training_plan(const TrainingPlanInput& in) {
   const double token_bytes = static_cast<double>(m.hidden) * m.dtype_bytes();
   const ModelCost cost = model_cost(m, T, static_cast<double>(in.workload->seq_len));
   const int layers = static_cast<int>(cost.layers.size());
-  (void)cl;
 
   // Network classes: all-to-all and allreduce share links fairly; naive priority and Lina order launches instead
   // (DESIGN.md 3.1), and the ideal bound runs gradient synchronisation on a network of its own (sim/training_sim).
@@ -225,6 +236,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
       }
     }
     for (int i = 0; i < G; ++i) c.ranks.push_back(g * G + i);
+    c.links = link_classes(cl, c.ranks);
     return plan.add_collective(std::move(c));
   };
   const int groups = N / G;
@@ -437,6 +449,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
         Collective c;
         c.kind = CommKind::kAllReduce;
         c.ranks = members;
+        c.links = link_classes(cl, members);
         c.bytes = {bytes};
         c.priority_class = ar_class;
         c.phase = Phase::kBackward;

@@ -73,6 +73,11 @@ struct TrainingPlanInput {
 
 Plan build_training_plan(const TrainingPlanInput& in);
 
+// The LinkClass bits (sched/plan.hpp) that the traffic of a collective over `ranks` crosses, from the route shapes of
+// ClusterSpec: kNodeLinks when two of its ranks share a node, kNicLinks when it spans nodes; with one NIC per node,
+// inter-node traffic also crosses the GPU's port into its node (GPU -> node switch -> NIC), so both.
+uint8_t link_classes(const ClusterSpec& c, const std::vector<int>& ranks);
+
 // Volume of one rank's all-to-all buffer in a MoE layer: tokens * top_k * d * dtype bytes. The share for the rank's
 // own experts (1/G of it with balanced routing over a group of G) stays local and is not sent.
 double balanced_a2a_bytes_per_rank(const ModelSpec& m, const WorkloadSpec& w);

@@ -9,8 +9,7 @@
 
 #include "sched/error.hpp"
 #include "sched/inference_plan.hpp"
-#include "sched/lina_scheduler.hpp"
-#include "sched/naive_priority_scheduler.hpp"
+#include "sched/training_scheduler.hpp"
 #include "sim/collective_backend.hpp"
 #include "sim/compute.hpp"
 #include "sim/executor.hpp"
@@ -131,17 +130,7 @@ Simulated simulate(const TrainingInput& in, const TrainingLayout& layout, const 
     });
   }
   Executor exec(engine, collectives, opts);
-  std::unique_ptr<RuntimeScheduler> sched;
-  const std::string& name = in.policy.name;
-  if (name == "lina" || name == "lina-priority" || name == "lina-partition") {
-    sched = std::make_unique<LinaTrainingScheduler>(false);
-  } else if (name == "lina-fixed") {
-    sched = std::make_unique<LinaTrainingScheduler>(true);
-  } else if (name == "naive-priority") {
-    sched = std::make_unique<NaivePriorityScheduler>();
-  } else {
-    sched = std::make_unique<ImmediateScheduler>();
-  }
+  std::unique_ptr<RuntimeScheduler> sched = make_training_scheduler(in.policy);
   s.timeline = exec.run(s.plan, *sched);
   s.timeline.link_samples = std::move(samples);
   s.timeline.link_names.clear();

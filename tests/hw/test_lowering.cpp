@@ -222,7 +222,7 @@ TEST(HwExecutor, TrainingPlansUnderDeepSpeedAndLinaRunToCompletion) {
       RecordingBackend rb(4);
       std::unique_ptr<RuntimeScheduler> sched;
       if (std::string(name) == "lina") {
-        sched = std::make_unique<LinaTrainingScheduler>(false);
+        sched = std::make_unique<LinaTrainingScheduler>();
       } else {
         sched = std::make_unique<ImmediateScheduler>();
       }

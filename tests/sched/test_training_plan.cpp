@@ -218,6 +218,37 @@ TEST(TrainingPlan, ExpertGradientsReducedAmongReplicas) {
   }
 }
 
+TEST(TrainingPlan, LinkClassesFollowTheRouteShapes) {
+  ClusterSpec testbed = load_cluster_preset_or_file("lina-testbed");  // 4 x 4, one NIC per node
+  ClusterSpec dgx = load_cluster_preset_or_file("dgx-h100");          // 4 x 8, NVLink, a NIC per GPU
+  EXPECT_EQ(link_classes(dgx, {3}), 0);                               // nobody to talk to
+  EXPECT_EQ(link_classes(dgx, {0, 1, 2, 3, 4, 5, 6, 7}), kNodeLinks);
+  EXPECT_EQ(link_classes(dgx, {5, 13, 21, 29}), kNicLinks);  // one GPU a node: NIC to NIC
+  EXPECT_EQ(link_classes(dgx, {0, 1, 8, 9}), kAllLinks);
+  EXPECT_EQ(link_classes(testbed, {4, 5, 6, 7}), kNodeLinks);
+  // One NIC per node: GPU -> node switch -> NIC, so inter-node traffic crosses the GPU's port as well.
+  EXPECT_EQ(link_classes(testbed, {1, 5}), kAllLinks);
+  EXPECT_EQ(link_classes(testbed, {15, 0, 4, 8}), kAllLinks);  // order does not matter
+}
+
+TEST(TrainingPlan, CollectivesSayWhichLinksTheyCross) {
+  // 8 experts on 16 GPUs of 2 DGX-like nodes: the all-to-all stays in a node, each expert's replicas sit on
+  // different nodes (NIC only), and the data-parallel allreduce of the rest spans both.
+  Fixture f(2, 8, "lina");
+  f.cluster = load_cluster_preset_or_file("dgx-h100");
+  f.cluster.nodes = 2;
+  Plan p = f.build(1);
+  std::set<std::pair<int, int>> seen;  // (kind, links)
+  for (const Collective& c : p.collectives) {
+    seen.insert({static_cast<int>(c.kind), c.links});
+    EXPECT_EQ(c.links, link_classes(f.cluster, c.ranks));
+  }
+  EXPECT_TRUE(seen.count({static_cast<int>(CommKind::kAllToAll), kNodeLinks}));
+  EXPECT_TRUE(seen.count({static_cast<int>(CommKind::kAllReduce), kNicLinks}));
+  EXPECT_TRUE(seen.count({static_cast<int>(CommKind::kAllReduce), kAllLinks}));
+  EXPECT_FALSE(seen.count({static_cast<int>(CommKind::kAllToAll), kNicLinks}));
+}
+
 TEST(TrainingPlan, LinaMicroOpsAreEqualChunksOfOneTensorAndBounded) {
   Fixture f(2, 16, "lina");
   f.pol.micro_op_bytes = 1e6;
