@@ -359,3 +359,38 @@ TEST(CommittedSpecs, EveryExperimentUnderExperimentsLoads) {
 
 }  // namespace
 }  // namespace lina
+
+namespace lina {
+namespace {
+
+// Every spec the project ships loads, and so does every point of its sweep (cluster, model, workload, policies):
+// a renamed parameter or a preset that changed shape breaks here, not in a user's hands.
+TEST(ShippedSpecs, EveryPointOfEverySpecLoads) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(LINA_SOURCE_DIR) / "experiments";
+  std::vector<fs::path> specs = {root / "quickstart.json"};
+  for (const char* dir : {"paper", "whatif"}) {
+    for (const auto& entry : fs::directory_iterator(root / dir)) {
+      if (entry.path().extension() == ".json") specs.push_back(entry.path());
+    }
+  }
+  ASSERT_GE(specs.size(), 17u);  // the quick start, 15 paper specs, the what-ifs
+  for (const fs::path& path : specs) {
+    SCOPED_TRACE(path.string());
+    try {
+      const ExperimentSpec e = load_experiment(path.string(), {});
+      EXPECT_FALSE(e.description.empty());
+      for (const SweepPoint& p : e.points()) {
+        const PointSpec point = load_point(e, e.point_document(p));
+        const ModelSpec m = load_model(point.model_json, path.string(), "/model");
+        EXPECT_GT(m.layers, 0);
+        EXPECT_FALSE(point.policies.empty());
+      }
+    } catch (const InputError& err) {
+      ADD_FAILURE() << err.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lina
