@@ -175,6 +175,15 @@ TEST(TrainingSim, LinaPartitionNeverLaunchesAllreduceNextToAnAllToAll) { expect_
 // all-to-alls, not end between one chunk and the next.
 TEST(TrainingSim, LinaNeverLaunchesAllreduceNextToAnAllToAll) { expect_lina_rule("lina"); }
 
+// The same run under the device hold (as given) and under policy.hold = links, micro-ops of 1 MB, packing off.
+std::pair<RunResult, RunResult> device_and_links(TrainingInput device) {
+  device.policy.micro_op_bytes = 1e6;
+  device.policy.packing = "off";
+  TrainingInput links = device;
+  links.policy.hold_links = true;
+  return {run_training(device), run_training(links)};
+}
+
 // policy.hold = links on a node with NVLink and a NIC per GPU (DGX-like), 8 experts on 16 GPUs: the all-to-all stays
 // inside a node and each expert's gradients are allreduced between its two replicas over the NICs. Lina's rule still
 // holds on the links each micro-op crosses, and it does let expert allreduces run beside all-to-alls (which the
@@ -189,11 +198,7 @@ TEST(TrainingSim, LinkAwareHoldKeepsTheRuleOnSharedLinksOnly) {
   device.cluster = cluster_from_json(cluster, "", "");
   device.model.experts = 8;
   device.workload.batch_size = 8;
-  device.policy.micro_op_bytes = 1e6;
-  device.policy.packing = "off";
-  TrainingInput links = device;
-  links.policy.hold_links = true;
-  const RunResult d = run_training(device), l = run_training(links);
+  const auto [d, l] = device_and_links(device);
   const RuleCheck under_device = check_lina_rule(d), under_links = check_lina_rule(l, true);
   EXPECT_EQ(under_device.violations, 0) << "first: " << under_device.first;
   EXPECT_EQ(under_links.violations, 0) << "first: " << under_links.first;
@@ -208,11 +213,7 @@ TEST(TrainingSim, LinkAwareHoldKeepsTheRuleOnSharedLinksOnly) {
 TEST(TrainingSim, LinkAwareHoldIsTheDeviceHoldWithOneNicPerNode) {
   TrainingInput device = input("lina", 4);
   device.model.experts = 4;
-  device.policy.micro_op_bytes = 1e6;
-  device.policy.packing = "off";
-  TrainingInput links = device;
-  links.policy.hold_links = true;
-  const RunResult d = run_training(device), l = run_training(links);
+  const auto [d, l] = device_and_links(device);
   ASSERT_TRUE(std::any_of(l.plan.collectives.begin(), l.plan.collectives.end(),
                           [](const Collective& c) { return c.kind == CommKind::kAllToAll && c.links == kNodeLinks; }));
   ASSERT_EQ(d.timeline.records.size(), l.timeline.records.size());
