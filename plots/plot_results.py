@@ -37,11 +37,21 @@ def main(out_dir):
         else [("latency_p50_s", "median"), ("latency_p95_s", "p95"), ("latency_p99_s", "p99")]
     )
     policies = [p["policy"] for p in points[0]["policies"]]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    # Up to 4 points the panels sit side by side; beyond, one above the other with the point labels once, below, so
+    # that a sweep of many points (or of long names) keeps its labels readable.
+    stacked = len(points) > 4
+    if stacked:
+        fig, grid = plt.subplots(len(metrics), 1, figsize=(max(6.0, 1.2 * len(points)), 2.6 * len(metrics)),
+                                 sharex=True, squeeze=False)
+        axes = [row[0] for row in grid]
+    else:
+        fig, grid = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+        axes = list(grid[0])
     width = 0.8 / max(1, len(policies))
-    labels = [",".join(f"{k.split('.')[-1]}={value_label(v)}" for k, v in p["params"].items()) or res["experiment"]
+    # One line per swept path: "bandwidth=100Gbps" over "model=Mixtral-8x7B".
+    labels = ["\n".join(f"{k.split('.')[-1]}={value_label(v)}" for k, v in p["params"].items()) or res["experiment"]
               for p in points]
-    for ax, (key, title) in zip(axes[0], metrics):
+    for n, (ax, (key, title)) in enumerate(zip(axes, metrics)):
         for i, pol in enumerate(policies):
             xs, ys = [], []
             for j, p in enumerate(points):
@@ -50,11 +60,12 @@ def main(out_dir):
                 ys.append(m.get(key, 0) * 1e3)
             ax.bar(xs, ys, width, label=pol)
         ax.set_xticks(range(len(points)))
-        ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+        if not stacked or n == len(metrics) - 1:
+            ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(f"{title} (ms)")
         ax.set_title(title)
     # One legend for the figure, to the right of the panels: inside a panel it covers the tallest bars.
-    handles, names = axes[0][0].get_legend_handles_labels()
+    handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.suptitle(f"{res['experiment']} ({res['mode']})")
     fig.tight_layout()
