@@ -110,6 +110,11 @@ const std::vector<ParamDef>& cluster_params() {
                "how concurrent collectives share a link: collective (each collective step gets one share on its "
                "busiest link, however many flows it has; NCCL multiplexes peers over a few channels) or flow "
                "(max-min over flows: a collective with more flows gets more)"),
+        choice("cluster.ring_model", {"steps", "pipelined"}, "steps",
+               "how ring collectives are simulated: steps (each of the 2(P-1) steps of an allreduce on its own, ranks "
+               "in lockstep: O(P^2) flows) or pipelined (each phase of a ring as one transfer per edge with the "
+               "steps' overheads and latencies paid up front: the same time alone, O(P) flows; for thousands of "
+               "GPUs; docs/network.md)"),
     };
     for (const auto& g : gpu_table()) v.push_back(g);
     return v;
@@ -173,6 +178,8 @@ ClusterSpec cluster_from_json(const json& j, const std::string& file, const std:
   }
   c.collective_alpha = r.time("collective_alpha");
   c.sharing = r.choice("sharing") == "flow" ? ClusterSpec::Sharing::kFlow : ClusterSpec::Sharing::kCollective;
+  c.ring_model =
+      r.choice("ring_model") == "pipelined" ? ClusterSpec::RingModel::kPipelined : ClusterSpec::RingModel::kSteps;
   c.calibration = r.string("calibration");
   if (!c.calibration.empty()) {
     std::filesystem::path p = resolve_relative(c.calibration, file);

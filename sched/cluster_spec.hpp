@@ -72,6 +72,14 @@ struct ClusterSpec {
   enum class Sharing { kCollective, kFlow };
   Sharing sharing = Sharing::kCollective;
 
+  // How ring algorithms are simulated (sim/collectives.hpp). steps: each of a ring's steps on its own, every rank
+  // waiting for its send and its receive before the next (2(P-1) steps of P flows for an allreduce over P ranks).
+  // pipelined: each phase of consecutive ring steps between the same neighbours as one transfer of all their bytes,
+  // its steps' overheads and latencies paid up front, as NCCL's pipelined chunks keep every ring edge busy: the same
+  // time for a collective alone, P flows instead of O(P^2), and no per-step lockstep under contention.
+  enum class RingModel { kSteps, kPipelined };
+  RingModel ring_model = RingModel::kSteps;
+
   // A calibration file (lina.calibration/1, docs/calibration.md) measured on this cluster: compute efficiency
   // tables, launch overhead, link alpha/bandwidth. Empty: datasheet numbers and default efficiencies. Stored as
   // given after resolving it against the spec's folder.

@@ -31,6 +31,31 @@ struct Collectives::Instance {
   int C = 1;                                    // channels of ring and tree algorithms
   std::vector<int> node_idx, local_idx, by_nl;  // by_nl[n * G + l] -> rank index
   int nsteps = 0;
+  // Pipelined rings (ClusterSpec::ring_model): step s stands for the algorithm's steps [phase_first[s],
+  // phase_first[s] + phase_len[s]), which all send the same bytes to the same neighbours. Empty: one step each.
+  std::vector<int> phase_first, phase_len;
+  enum class RingOf : uint8_t { kGroup, kLocalRank, kNode };  // which ranks form the rings of a phase
+  std::vector<RingOf> phase_rings;
+  int first_of(int s) const { return phase_first.empty() ? s : phase_first[static_cast<size_t>(s)]; }
+  int repeat(int s) const { return phase_len.empty() ? 1 : phase_len[static_cast<size_t>(s)]; }
+  // A pipelined phase ends for all the ranks of its ring at once, when the ring's last transfer is delivered: a rank
+  // forwards data it has received, so no edge of a ring finishes its phase before the slowest one. The rings of a
+  // phase: the whole group (ring, reduce-scatter, all-gather), or for hierarchical allreduce each node (intra-node
+  // phases, index G + node) and each local rank (inter-node phase, index local rank). Flows per (step, ring) and
+  // those delivered: [s * (G + N) + ring].
+  std::vector<uint32_t> ring_flows, ring_delivered;
+  int ring_of(int r, int s) const {
+    switch (phase_rings[static_cast<size_t>(s)]) {
+      case RingOf::kGroup:
+        return 0;
+      case RingOf::kLocalRank:
+        return local_idx[r];
+      case RingOf::kNode:
+        return G + node_idx[r];
+    }
+    return 0;
+  }
+  size_t ring_at(int r, int s) const { return static_cast<size_t>(s) * (G + N) + static_cast<size_t>(ring_of(r, s)); }
   // Per-rank state.
   std::vector<int> step, pending;
   std::vector<uint8_t> issued, passed, launched, finished;
@@ -54,6 +79,11 @@ struct Collectives::Instance {
     for (auto* v : {&ranks, &index_of, &node_idx, &local_idx, &by_nl, &step, &pending}) v->clear();
     for (auto* v : {&issued, &passed, &launched, &finished}) v->clear();
     for (auto* v : {&recv_count, &expected, &send_at}) v->clear();
+    phase_first.clear();
+    phase_len.clear();
+    phase_rings.clear();
+    ring_flows.clear();
+    ring_delivered.clear();
     matrix.clear();
     send_list.clear();
     step_weight.clear();
@@ -183,6 +213,7 @@ struct Collectives::Instance {
 
   // Rendezvous group of a sub-collective starting at step s for rank r, or -1.
   int barrier(int r, int s) const {
+    s = first_of(s);
     if (algo == Algo::kHierarchical && op == Op::kAllToAll && s == 1 && N > 1) return local_idx[r];
     if (algo == Algo::kHierarchical && op == Op::kAllReduce) {
       const int p1 = G - 1, p2 = 2 * (N - 1);
@@ -209,7 +240,8 @@ Collectives::Collectives(Engine& engine, Network& network, const Topology& topol
       alpha_(spec.collective_alpha),
       gpus_per_node_(spec.gpus_per_node),
       nic_per_gpu_(spec.nic_per == ClusterSpec::NicPer::kGpu),
-      share_per_collective_(spec.sharing == ClusterSpec::Sharing::kCollective) {}
+      share_per_collective_(spec.sharing == ClusterSpec::Sharing::kCollective),
+      pipelined_rings_(spec.ring_model == ClusterSpec::RingModel::kPipelined) {}
 
 Collectives::~Collectives() = default;
 
@@ -280,10 +312,16 @@ Collectives::CollId Collectives::add(std::unique_ptr<Instance> in) {
   // Every rank's sends in every step, and the expected receives: the sends aimed at each rank in each step.
   in->send_at.assign(cells + 1, 0);
   in->send_list.clear();
+  if (!in->phase_len.empty()) {
+    in->ring_flows.assign(static_cast<size_t>(in->nsteps) * (in->G + in->N), 0);
+    in->ring_delivered.assign(in->ring_flows.size(), 0);
+  }
   std::vector<std::pair<int, double>> sends;
   for (int r = 0; r < P; ++r) {
     for (int s = 0; s < in->nsteps; ++s) {
-      in->step_sends(r, s, sends);
+      in->step_sends(r, in->first_of(s), sends);
+      for (auto& [d, b] : sends) b *= in->repeat(s);
+      if (in->repeat(s) > 1) in->ring_flows[in->ring_at(r, s)] += static_cast<uint32_t>(sends.size());
       for (auto [d, b] : sends) ++in->expected[static_cast<size_t>(d) * in->nsteps + s];
       in->send_list.insert(in->send_list.end(), sends.begin(), sends.end());
       in->send_at[static_cast<size_t>(r) * in->nsteps + s + 1] = static_cast<uint32_t>(in->send_list.size());
@@ -349,6 +387,25 @@ void init_group(Collectives::Instance& in, std::vector<int> ranks, const Topolog
   }
 }
 
+// ClusterSpec::ring_model = pipelined: the algorithm's steps, in order, become phases of consecutive steps (a count
+// and the rings they run on; zero-length phases left out), each simulated as one step that sends all their bytes.
+using RingOf = Collectives::Instance::RingOf;
+void collapse_into_phases(Collectives::Instance& in, std::initializer_list<std::pair<int, RingOf>> phases) {
+  in.phase_first.clear();
+  in.phase_len.clear();
+  in.phase_rings.clear();
+  int first = 0;
+  for (auto [k, rings] : phases) {
+    if (k > 0) {
+      in.phase_first.push_back(first);
+      in.phase_len.push_back(k);
+      in.phase_rings.push_back(rings);
+    }
+    first += k;
+  }
+  in.nsteps = static_cast<int>(in.phase_first.size());
+}
+
 void check_common(double bytes, int cls, double weight) {
   if (!(bytes >= 0)) throw std::invalid_argument("lina collectives: bytes must be >= 0");
   if (cls < 0 || cls > Network::kMaxClass) throw std::invalid_argument("lina collectives: bad priority class");
@@ -412,6 +469,14 @@ Collectives::CollId Collectives::allreduce(std::vector<int> ranks, double bytes,
   } else {
     in->nsteps = 2 * (in->G - 1) + 2 * (in->N - 1);
   }
+  if (pipelined_rings_ && in->nsteps > 0) {
+    if (algo == Algo::kRing) collapse_into_phases(*in, {{in->nsteps, RingOf::kGroup}});
+    // Intra-node reduce-scatter, inter-node ring allreduce, intra-node all-gather: three rings.
+    if (algo == Algo::kHierarchical) {
+      collapse_into_phases(
+          *in, {{in->G - 1, RingOf::kNode}, {2 * (in->N - 1), RingOf::kLocalRank}, {in->G - 1, RingOf::kNode}});
+    }
+  }
   return add(std::move(in));
 }
 
@@ -419,11 +484,15 @@ Collectives::Algo Collectives::fastest_allreduce(const std::vector<int>& ranks, 
   auto key = std::make_pair(ranks, bytes);
   if (auto it = tuned_.find(key); it != tuned_.end()) return it->second;
   // Each candidate runs alone on a scratch engine and network over the same topology (the live network's flows
-  // must not see the trial). Ties go to the earlier candidate: ring, then tree, then hierarchical.
+  // must not see the trial). Ties go to the earlier candidate: ring, then tree, then hierarchical. The trials
+  // simulate rings pipelined (ClusterSpec::ring_model): alone on the network that gives a ring's time (to rounding,
+  // a few picoseconds) in P flows, where its steps would take O(P^2) (24 s for the trials at 2,048 GPUs).
+  ClusterSpec trial_spec = topo_.spec();
+  trial_spec.ring_model = ClusterSpec::RingModel::kPipelined;
   auto alone = [&](const std::vector<int>& group, double m, Algo a) -> std::optional<Time> {
     Engine engine;
     Network network(engine, topo_);
-    Collectives trial(engine, network, topo_, topo_.spec());
+    Collectives trial(engine, network, topo_, trial_spec);
     Time done;
     try {
       CollId id = trial.allreduce(group, m, a, 0, [&](int) { done = engine.now(); });
@@ -434,21 +503,7 @@ Collectives::Algo Collectives::fastest_allreduce(const std::vector<int>& ranks, 
     engine.run();
     return done;
   };
-  // A ring's 2(P-1) steps all move M/P between the same neighbours, so its time is about 2(P-1) times one step.
-  // Beyond kRingTrialRanks ranks (where a full trial costs O(P^2) flows: 24 s at 2,048 GPUs) the ring is tried on
-  // its first kRingTrialRanks ranks with the same chunk size (M * P' / P) and scaled by (P-1) / (P'-1). An estimate
-  // is enough here: it only chooses the algorithm, which then runs in full.
-  constexpr size_t kRingTrialRanks = 64;
-  std::optional<Time> ring;
-  if (ranks.size() <= kRingTrialRanks) {
-    ring = alone(ranks, bytes, Algo::kRing);
-  } else {
-    std::vector<int> proxy(ranks.begin(), ranks.begin() + kRingTrialRanks);
-    const double p = static_cast<double>(ranks.size()), q = static_cast<double>(kRingTrialRanks);
-    if (auto t = alone(proxy, bytes * q / p, Algo::kRing)) {
-      ring = Time::from_seconds_ceil(t->seconds() * (p - 1) / (q - 1));
-    }
-  }
+  std::optional<Time> ring = alone(ranks, bytes, Algo::kRing);
   Algo best = Algo::kRing;
   Time best_time = ring.value_or(Time::max());
   for (Algo a : {Algo::kTree, Algo::kHierarchical}) {
@@ -475,6 +530,7 @@ Collectives::CollId Collectives::reduce_scatter(std::vector<int> ranks, double b
   in->weight = weight;
   in->on_done = std::move(on_done);
   in->nsteps = bytes == 0 ? 0 : in->P - 1;
+  if (pipelined_rings_ && in->nsteps > 0) collapse_into_phases(*in, {{in->nsteps, RingOf::kGroup}});
   return add(std::move(in));
 }
 
@@ -537,7 +593,14 @@ void Collectives::start_step(Instance& in, int r) {
       ++in.step[r];  // nothing to do in this step: no protocol overhead either
       continue;
     }
-    if (alpha_ > Time::zero()) {
+    if (const int k = in.repeat(s); k > 1) {
+      // A pipelined phase of k ring steps pays their k overheads up front (and its flows their k latencies).
+      Instance* p = &in;
+      engine_.schedule_after(alpha_ * k, [this, p, r] {
+        issue(*p, r);
+        if (p->done_count == p->P) release(p->id);
+      });
+    } else if (alpha_ > Time::zero()) {
       issue_after_alpha(in, r);
     } else {
       issue(in, r);
@@ -584,13 +647,20 @@ void Collectives::issue(Instance& in, int r) {
   in.pending[r] = static_cast<int>(sends.size());
   Instance* p = &in;
   const double w = share_per_collective_ ? step_weight(in, s) : in.weight;
+  const int k = in.repeat(s);
   for (auto [d, b] : sends) {
     const uint64_t packed =
         static_cast<uint64_t>(r) | (static_cast<uint64_t>(d) << 21) | (static_cast<uint64_t>(s) << 42);
-    net_.start_flow(in.ranks[r], in.ranks[d], b, in.cls, w, [p, packed](Network::FlowId) {
+    auto done = [p, packed](Network::FlowId) {
       p->owner->on_flow(*p, static_cast<int>(packed & 0x1FFFFF), static_cast<int>((packed >> 21) & 0x1FFFFF),
                         static_cast<int>(packed >> 42));
-    });
+    };
+    const int src = in.ranks[r], dst = in.ranks[d];
+    if (k == 1) {
+      net_.start_flow(src, dst, b, in.cls, w, done);
+    } else {  // a pipelined phase: the latency of each of its k steps
+      net_.start_route_flow(topo_.route(src, dst), topo_.route_latency(src, dst) * k, b, in.cls, w, done);
+    }
   }
   check_step(in, r);
 }
@@ -622,6 +692,7 @@ double Collectives::step_weight(Instance& in, int s) {
 void Collectives::check_step(Instance& in, int r) {
   const int s = in.step[r];
   if (!in.issued[r] || in.pending[r] > 0) return;
+  if (in.repeat(s) > 1 && in.ring_delivered[in.ring_at(r, s)] < in.ring_flows[in.ring_at(r, s)]) return;
   if (in.recv_count[static_cast<size_t>(r) * in.nsteps + s] < in.expected[static_cast<size_t>(r) * in.nsteps + s]) {
     return;
   }
@@ -633,6 +704,22 @@ void Collectives::check_step(Instance& in, int r) {
 void Collectives::on_flow(Instance& in, int r, int d, int s) {
   --in.pending[r];
   ++in.recv_count[static_cast<size_t>(d) * in.nsteps + s];
+  if (in.repeat(s) > 1) {
+    const size_t ring = in.ring_at(r, s);
+    if (++in.ring_delivered[ring] == in.ring_flows[ring]) {  // the ring's phase is over: release its ranks
+      if (in.phase_rings[static_cast<size_t>(s)] == Instance::RingOf::kGroup) {
+        for (int m = 0; m < in.P; ++m) {
+          if (in.step[m] == s && m != r && m != d) check_step(in, m);
+        }
+      } else {
+        boost::container::small_vector<int, 16> members;
+        in.barrier_members(r, in.ring_of(r, s), members);
+        for (int m : members) {
+          if (in.step[m] == s && m != r && m != d) check_step(in, m);
+        }
+      }
+    }
+  }
   if (in.step[r] == s) check_step(in, r);
   if (in.step[d] == s) check_step(in, d);
   if (in.done_count == in.P) {

@@ -127,6 +127,7 @@ class Collectives {
   int gpus_per_node_;
   bool nic_per_gpu_;
   bool share_per_collective_;
+  bool pipelined_rings_;
   // step_weight's scratch: flows per link, the links it touched.
   std::vector<int> link_load_;
   std::vector<LinkId> touched_links_;

@@ -297,8 +297,8 @@ TEST(Collectives, AutoAllreduceIsTheFastestAlone) {
                           allreduce_alone(c, bytes, Collectives::Algo::kHierarchical)});
     EXPECT_EQ(allreduce_alone(c, bytes, Collectives::Algo::kAuto), best) << bytes;
   }
-  // Beyond 64 ranks the ring is estimated from its first 64 ranks (its steps are alike); the choice still matches
-  // the fastest of the full runs on 32 nodes x 4 GPUs (128 ranks), from latency-bound to bandwidth-bound sizes.
+  // The trials simulate rings pipelined (P flows, not O(P^2)); the choice still matches the fastest of the full
+  // step-by-step runs on 32 nodes x 4 GPUs (128 ranks), from latency-bound to bandwidth-bound sizes.
   {
     ClusterSpec big = cluster(32, 4, Time::us(10));
     Harness hb(big);
@@ -317,6 +317,83 @@ TEST(Collectives, AutoAllreduceIsTheFastestAlone) {
   // The trial runs on a scratch network: nothing is left running on the live one.
   EXPECT_EQ(h.coll.active(), 0u);
   EXPECT_EQ(h.engine.now(), Time::zero());
+}
+
+// ClusterSpec::ring_model = pipelined: each ring phase is one transfer per edge with its steps' overheads and
+// latencies up front, and it ends for the whole ring when its slowest edge is done. Alone on the network the
+// collective takes the step model's time (to rounding: each step rounds up to a picosecond), with one flow per edge
+// and channel instead of one per step. The ranks of a ring finish together (in the step model those behind fast
+// edges finish up to a step earlier).
+TEST(Collectives, PipelinedRingsTakeTheStepModelsTimeAlone) {
+  struct Case {
+    int nodes, gpus;
+    bool nic_per_node;
+  };
+  for (const Case& k : {Case{4, 1, false}, Case{2, 2, false}, Case{4, 4, true}, Case{3, 4, false}}) {
+    ClusterSpec steps = cluster(k.nodes, k.gpus, Time::us(10));
+    if (k.nic_per_node) steps.nic_per = ClusterSpec::NicPer::kNode;
+    ClusterSpec pipelined = steps;
+    pipelined.ring_model = ClusterSpec::RingModel::kPipelined;
+    const int P = steps.gpu_count();
+    enum Kind { kRing, kHierarchical, kReduceScatter, kAllGather };
+    for (Kind kind : {kRing, kHierarchical, kReduceScatter, kAllGather}) {
+      SCOPED_TRACE(::testing::Message() << k.nodes << "x" << k.gpus << " kind " << kind);
+      auto run = [&](const ClusterSpec& c, std::vector<Time>& done) {
+        Harness h(c);
+        auto rec = h.recorder(done);
+        const Collectives::CollId id = kind == kRing ? h.coll.allreduce(iota(P), 24e6, Collectives::Algo::kRing, 0, rec)
+                                       : kind == kHierarchical
+                                           ? h.coll.allreduce(iota(P), 24e6, Collectives::Algo::kHierarchical, 0, rec)
+                                       : kind == kReduceScatter ? h.coll.reduce_scatter(iota(P), 24e6, 0, rec)
+                                                                : h.coll.all_gather(iota(P), 24e6, 0, rec);
+        h.coll.launch_all(id);
+        h.engine.run();
+        EXPECT_EQ(h.net.stats().bytes_completed, h.net.stats().bytes_started);
+        return h.net.stats().flows;
+      };
+      std::vector<Time> a, b;
+      const uint64_t flows_steps = run(steps, a), flows_pipelined = run(pipelined, b);
+      EXPECT_NEAR(latest(a).seconds(), latest(b).seconds(), 1e-9);
+      EXPECT_GT(latest(b).seconds(), 0);
+      for (int r = 0; r < P; ++r) {
+        EXPECT_LE(a[r].seconds(), b[r].seconds() + 1e-9) << "rank " << r;
+        // Rings of the last phase: the whole group, or (hierarchical all-gather) each node.
+        const int peer = kind == kHierarchical ? r / k.gpus * k.gpus : 0;
+        EXPECT_EQ(b[r], b[static_cast<size_t>(peer)]) << "rank " << r;
+      }
+      // A ring's steps are 2(P-1) or P-1 per phase; hierarchical has 2(G-1) intra and 2(N-1) inter steps in 3 phases.
+      if (kind != kHierarchical) {
+        const uint64_t per_step = flows_pipelined;  // one flow per rank and channel
+        EXPECT_EQ(flows_steps, per_step * static_cast<uint64_t>(kind == kRing ? 2 * (P - 1) : P - 1));
+      } else if (k.gpus > 1 && k.nodes > 1) {
+        EXPECT_EQ(flows_pipelined, 3u * static_cast<uint64_t>(P));
+      }
+    }
+  }
+}
+
+// Under contention the pipelined model drops the lockstep: a ring edge no longer waits at every step for the
+// slowest one. It moves the same bytes, is never faster than alone, and here (a hierarchical allreduce beside an
+// all-to-all on 4 DGX-like nodes) it is at most as slow as the step model.
+TEST(Collectives, PipelinedRingsUnderContention) {
+  ClusterSpec steps = cluster(4, 8, Time::us(10));
+  ClusterSpec pipelined = steps;
+  pipelined.ring_model = ClusterSpec::RingModel::kPipelined;
+  auto run = [&](const ClusterSpec& c) {
+    Harness h(c);
+    std::vector<Time> ar, a2a;
+    h.coll.launch_all(h.coll.allreduce(iota(32), 256e6, Collectives::Algo::kHierarchical, 0, h.recorder(ar)));
+    h.coll.launch_all(h.coll.alltoall(iota(32), 64e6, Collectives::Algo::kHierarchical, 0, h.recorder(a2a)));
+    h.engine.run();
+    EXPECT_EQ(h.net.stats().bytes_completed, h.net.stats().bytes_started);
+    return std::make_pair(latest(ar), latest(a2a));
+  };
+  const auto [ar_steps, a2a_steps] = run(steps);
+  const auto [ar_pipe, a2a_pipe] = run(pipelined);
+  EXPECT_GE(ar_pipe, allreduce_alone(pipelined, 256e6, Collectives::Algo::kHierarchical));
+  EXPECT_LE(ar_pipe, ar_steps);
+  EXPECT_GT(a2a_pipe, Time::zero());
+  EXPECT_GT(a2a_steps, Time::zero());
 }
 
 TEST(Collectives, RejectsBadGroups) {
