@@ -372,6 +372,80 @@ TEST(Collectives, PipelinedRingsTakeTheStepModelsTimeAlone) {
   }
 }
 
+// Random groups (any GPUs of any cluster shape, several nodes or one, one NIC per GPU or per node), sizes and ring
+// algorithms: alone, the pipelined model ends when the step model does; run together, every collective of either
+// model completes and every byte is delivered.
+TEST(Collectives, PipelinedRingsOnRandomGroups) {
+  std::mt19937_64 rng(7);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 60; ++trial) {
+    ClusterSpec steps = cluster(pick(1, 5), pick(1, 4), Time::us(pick(0, 10)));
+    if (pick(0, 1)) steps.nic_per = ClusterSpec::NicPer::kNode;
+    ClusterSpec pipelined = steps;
+    pipelined.ring_model = ClusterSpec::RingModel::kPipelined;
+    std::vector<int> gpus = iota(steps.gpu_count());
+    std::shuffle(gpus.begin(), gpus.end(), rng);
+    std::vector<std::vector<int>> groups(3);
+    std::vector<int> kinds(3);
+    for (int c = 0; c < 3; ++c) {
+      const int n = pick(1, steps.gpu_count());
+      groups[static_cast<size_t>(c)].assign(gpus.begin(), gpus.begin() + n);
+      std::shuffle(gpus.begin(), gpus.end(), rng);
+      kinds[static_cast<size_t>(c)] = pick(0, 3);
+    }
+    const double bytes = pick(1, 64) * 1e6;
+    SCOPED_TRACE(::testing::Message() << "trial " << trial << ": " << steps.nodes << "x" << steps.gpus_per_node);
+    // Starts collective c (hierarchical falls back to ring on a group that does not fill its nodes evenly).
+    auto start = [&](Harness& h, int c, std::vector<Time>& done) {
+      const auto& g = groups[static_cast<size_t>(c)];
+      auto rec = h.recorder(done);
+      switch (kinds[static_cast<size_t>(c)]) {
+        case 0:
+          return h.coll.allreduce(g, bytes, Collectives::Algo::kRing, 0, rec);
+        case 1:
+          try {
+            return h.coll.allreduce(g, bytes, Collectives::Algo::kHierarchical, 0, rec);
+          } catch (const std::invalid_argument&) {
+            return h.coll.allreduce(g, bytes, Collectives::Algo::kRing, 0, rec);
+          }
+        case 2:
+          return h.coll.reduce_scatter(g, bytes, 0, rec);
+        default:
+          return h.coll.all_gather(g, bytes, 0, rec);
+      }
+    };
+    auto finish = [](const std::vector<Time>& done, const std::vector<int>& g) {
+      Time t = Time::zero();
+      for (int gpu : g) t = std::max(t, done[static_cast<size_t>(gpu)]);
+      return t;
+    };
+    for (int c = 0; c < 3; ++c) {  // alone
+      std::vector<Time> a, b;
+      Harness hs(steps), hp(pipelined);
+      hs.coll.launch_all(start(hs, c, a));
+      hp.coll.launch_all(start(hp, c, b));
+      hs.engine.run();
+      hp.engine.run();
+      const auto& g = groups[static_cast<size_t>(c)];
+      EXPECT_NEAR(finish(a, g).seconds(), finish(b, g).seconds(), 1e-9) << "collective " << c;
+      EXPECT_NE(finish(b, g), Time::max());
+      EXPECT_EQ(hp.coll.active(), 0u);
+      if (kinds[static_cast<size_t>(c)] != 1) {  // one ring: its ranks finish together
+        for (int gpu : g) EXPECT_EQ(b[static_cast<size_t>(gpu)], finish(b, g)) << "GPU " << gpu;
+      }
+    }
+    for (const ClusterSpec* spec : {&steps, &pipelined}) {  // together
+      Harness h(*spec);
+      std::vector<std::vector<Time>> done(3);
+      for (int c = 0; c < 3; ++c) h.coll.launch_all(start(h, c, done[static_cast<size_t>(c)]));
+      h.engine.run();
+      for (int c = 0; c < 3; ++c) EXPECT_NE(finish(done[c], groups[c]), Time::max()) << "collective " << c;
+      EXPECT_EQ(h.coll.active(), 0u);
+      EXPECT_NEAR(h.net.stats().bytes_completed, h.net.stats().bytes_started, 1e-6 * h.net.stats().bytes_started);
+    }
+  }
+}
+
 // Under contention the pipelined model drops the lockstep: a ring edge no longer waits at every step for the
 // slowest one. It moves the same bytes, is never faster than alone, and here (a hierarchical allreduce beside an
 // all-to-all on 4 DGX-like nodes) it is at most as slow as the step model.
