@@ -22,7 +22,7 @@ using sim::Collectives;
 constexpr const char* kUsage =
     "usage: lina collective --cluster PRESET|FILE --op alltoall|allreduce|reducescatter|allgather --bytes SIZE\n"
     "                       [--algo direct|hierarchical|ring|tree|auto] [--ranks LIST] [--with OP:SIZE[:CLASS]]...\n"
-    "                       [--class N] [--json]\n"
+    "                       [--class N] [--ring-model steps|pipelined] [--json]\n"
     "\n"
     "Simulates one collective, plus the --with ones running concurrently on the same ranks, all launched at time 0,\n"
     "and prints each one's completion time (the last rank's). SIZE follows nccl-tests: the send buffer of one rank\n"
@@ -30,7 +30,8 @@ constexpr const char* kUsage =
     "(each rank contributes M/P). Units: B, KB, MB, GB, KiB, MiB, GiB. Default algorithms: alltoall direct,\n"
     "allreduce ring; reducescatter and allgather are rings. --ranks takes GPU ids and ranges (\"0-7,16,24-31\"),\n"
     "default all GPUs. Priority class 0 is the highest; --with collectives use their default algorithm and class 0\n"
-    "unless CLASS is given.\n";
+    "unless CLASS is given. --ring-model overrides the cluster's ring_model (docs/network.md: each ring step\n"
+    "simulated, or each ring phase as one pipelined transfer per edge).\n";
 
 Collectives::Op parse_op(const std::string& s, const std::string& where) {
   if (s == "alltoall") return Collectives::Op::kAllToAll;
@@ -158,6 +159,7 @@ int cmd_collective(const std::vector<std::string>& args) {
       "ranks", po::value<std::string>()->default_value("all"), "GPU ids and ranges, e.g. 0-7,16")(
       "with", po::value<std::vector<std::string>>()->composing(), "concurrent collective OP:SIZE[:CLASS]")(
       "class", po::value<std::string>()->default_value("0"), "priority class of the main collective (0 highest)")(
+      "ring-model", po::value<std::string>(), "steps | pipelined: how rings are simulated (default: the cluster's)")(
       "json", po::bool_switch(), "print JSON");
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
@@ -171,6 +173,13 @@ int cmd_collective(const std::vector<std::string>& args) {
 
   const auto wall0 = std::chrono::steady_clock::now();
   ClusterSpec cluster = load_cluster_preset_or_file(vm["cluster"].as<std::string>());
+  if (vm.count("ring-model")) {
+    const std::string m = vm["ring-model"].as<std::string>();
+    if (m != "steps" && m != "pipelined") {
+      throw InputError(format_location("", "--ring-model", "expected steps or pipelined, got '" + m + "'"));
+    }
+    cluster.ring_model = m == "pipelined" ? ClusterSpec::RingModel::kPipelined : ClusterSpec::RingModel::kSteps;
+  }
   std::vector<Job> jobs;
   {
     Job j;

@@ -71,6 +71,25 @@ TEST(CliCollective, ConcurrentWithPriority) {
   EXPECT_EQ(j["collectives"][0]["algo"], "ring");
 }
 
+TEST(CliCollective, RingModelOption) {
+  const std::string cluster = write_temp("cluster.json", kCluster);
+  auto ring = [&](const char* model) {
+    Result r = run({"collective", "--cluster", cluster, "--op", "allreduce", "--algo", "ring", "--bytes", "40MB",
+                    "--ring-model", model, "--json"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  };
+  const nlohmann::json steps = ring("steps"), pipelined = ring("pipelined");
+  // 4 ranks, one per node: 2(P-1) = 6 steps of 4 flows, or one phase of 4.
+  EXPECT_EQ(steps["stats"]["flows"], 24);
+  EXPECT_EQ(pipelined["stats"]["flows"], 4);
+  EXPECT_NEAR(pipelined["collectives"][0]["time_s"].get<double>(), steps["collectives"][0]["time_s"].get<double>(),
+              1e-9);
+  Result bad = run({"collective", "--cluster", cluster, "--op", "allreduce", "--bytes", "1MB", "--ring-model", "pipe"});
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.err.find("--ring-model"), std::string::npos) << bad.err;
+}
+
 TEST(CliCollective, TextOutputAndErrors) {
   std::string cluster = write_temp("cluster.json", kCluster);
   Result ok = run({"collective", "--cluster", cluster, "--op", "reducescatter", "--bytes", "1MiB"});
