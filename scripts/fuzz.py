@@ -83,10 +83,12 @@ class Fuzzer:
             return self.rng.choice([0.0, 1e-3, 0.5 * base, base, 2 * base, 10 * base, 0.99, 1.0])
         text = str(default or "")
         digits = len(text) - len(text.lstrip("0123456789.e+-"))
-        if digits == 0:
+        try:
+            number = float(text[:digits])
+        except ValueError:  # not a quantity ("experiment", or a leading "e")
             return None
         factor = self.rng.choice([0, 1e-6, 1e-3, 0.1, 0.5, 1, 2, 10, 1000])
-        return "%g%s" % (float(text[:digits]) * factor, text[digits:])
+        return "%g%s" % (number * factor, text[digits:])
 
     def specs(self):
         params = json.loads(subprocess.check_output([self.lina, "params", "--json"]))
