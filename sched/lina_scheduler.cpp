@@ -22,7 +22,7 @@ void LinaTrainingScheduler::attach(const Plan& plan, Launcher& launcher) {
 
 uint8_t LinaTrainingScheduler::links_of(int task) const {
   // The paper's rule is per device: every task counts as crossing every link.
-  if (!hold_links_) return kAllLinks;
+  if (hold_ != PolicySpec::Hold::kLinks) return kAllLinks;
   return plan_->collectives[static_cast<size_t>(plan_->tasks[static_cast<size_t>(task)].collective)].links;
 }
 
@@ -96,7 +96,8 @@ void LinaTrainingScheduler::release(int rank) {
     int step = plan_->tasks[static_cast<size_t>(task)].step;
     // Once the step's last all-to-all on this device is done there is nothing left to protect.
     bool done = static_cast<size_t>(step) >= d.a2a_left.size() || d.a2a_left[static_cast<size_t>(step)] == 0;
-    bool allowed = done || (fixed_ ? d.in_expert_window : (busy_links(d) & links_of(task)) == 0);
+    bool allowed = done || (fixed_ ? d.in_expert_window
+                                   : hold_ == PolicySpec::Hold::kNone || (busy_links(d) & links_of(task)) == 0);
     if (!allowed) return;
     d.held.pop_front();
     launcher_->launch(task);

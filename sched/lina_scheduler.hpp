@@ -11,7 +11,8 @@
 // micro-op waits only for all-to-alls whose traffic crosses a class of links its own crosses (Collective::links: the
 // GPU's port into its node, the NIC). The paper's testbed has one NIC per node, where every inter-node transfer also
 // crosses the GPU's port, so there the two rules agree; on a node with NVLink and a NIC per GPU an all-to-all inside
-// the node no longer holds back an expert-gradient allreduce between nodes.
+// the node no longer holds back an expert-gradient allreduce between nodes. policy.hold = none holds nothing (an
+// ablation: Lina's other mechanisms without the prioritisation).
 #pragma once
 
 #include <deque>
@@ -19,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include "sched/policy_spec.hpp"
 #include "sched/runtime_scheduler.hpp"
 
 namespace lina {
@@ -26,11 +28,11 @@ namespace lina {
 class LinaTrainingScheduler : public RuntimeScheduler {
  public:
   struct Options {
-    bool fixed_windows = false;  // lina-fixed
-    bool hold_links = false;     // policy.hold = links
+    bool fixed_windows = false;                         // lina-fixed
+    PolicySpec::Hold hold = PolicySpec::Hold::kDevice;  // policy.hold
   };
   LinaTrainingScheduler() = default;
-  explicit LinaTrainingScheduler(Options o) : fixed_(o.fixed_windows), hold_links_(o.hold_links) {}
+  explicit LinaTrainingScheduler(Options o) : fixed_(o.fixed_windows), hold_(o.hold) {}
   void attach(const Plan& plan, Launcher& launcher) override;
   void on_comm_ready(int task, Time now) override;
   void on_task_start(int task, Time now) override;
@@ -63,7 +65,7 @@ class LinaTrainingScheduler : public RuntimeScheduler {
   };
   std::map<std::tuple<int, int, int>, BackwardA2A> bwd_a2a_;
   bool fixed_ = false;
-  bool hold_links_ = false;
+  PolicySpec::Hold hold_ = PolicySpec::Hold::kDevice;
 };
 
 }  // namespace lina

@@ -126,10 +126,11 @@ const std::vector<ParamDef>& policy_params() {
          "waiting or running on its GPU, and a MoE layer's backward all-to-alls from the start of its combine "
          "computation. links (beyond the paper): only those whose traffic crosses a class of links the micro-op's "
          "crosses too, the GPU's port into its node (NVLink or PCIe) or its NIC; with one NIC per node inter-node "
-         "traffic crosses both, so there the two are the same",
+         "traffic crosses both, so there the two are the same. none (an ablation): never, so Lina keeps its "
+         "partitioning, pipelining and packing without prioritising the all-to-all",
          -1e308,
          kNoMax,
-         {"device", "links"}},
+         {"device", "links", "none"}},
         {"policy.path_length",
          T::kInteger,
          D::kNumber,
@@ -219,7 +220,12 @@ PolicySpec policy_from_json(const json& j, const std::string& mode, const std::s
     if (!ok) r.fail("packing", "expected \"auto\", \"off\" or a positive integer (experts per device)");
   }
   if (r.has("hierarchical_a2a")) p.hierarchical_a2a = r.boolean("hierarchical_a2a");
-  if (r.has("hold")) p.hold_links = r.choice("hold") == "links";
+  if (r.has("hold")) {
+    const std::string h = r.choice("hold");
+    p.hold = h == "links"  ? PolicySpec::Hold::kLinks
+             : h == "none" ? PolicySpec::Hold::kNone
+                           : PolicySpec::Hold::kDevice;
+  }
   if (r.has("path_length")) p.path_length = static_cast<int>(r.integer("path_length"));
   if (r.has("before_path")) p.before_path_static = r.choice("before_path") == "static";
   if (r.has("schedule_cost")) p.schedule_cost = r.time("schedule_cost");

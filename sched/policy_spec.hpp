@@ -25,9 +25,10 @@ struct PolicySpec {
   int pipeline_degree = 0;       // all-to-all/expert pipelining chunks; 0: the policy's default
   std::string packing = "auto";  // lina expert packing: auto (the controller), off, or a fixed experts-per-device
   bool hierarchical_a2a = true;  // the paper turns hierarchical all-to-all on for all systems (section 6)
-  // lina: hold an allreduce behind any all-to-all of its device (false, the paper) or only behind one whose traffic
-  // crosses a class of links it crosses too (Collective::links).
-  bool hold_links = false;
+  // lina: which all-to-alls an allreduce micro-op waits for (policy.hold): any of its device's (the paper), only those
+  // on a class of links it crosses too (Collective::links), or none (an ablation: no prioritisation at all).
+  enum class Hold { kDevice, kLinks, kNone };
+  Hold hold = Hold::kDevice;
 
   // Inference.
   int path_length = 3;                  // Lina's estimation path length l (paper Table 5)

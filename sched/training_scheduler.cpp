@@ -8,9 +8,10 @@ namespace lina {
 std::unique_ptr<RuntimeScheduler> make_training_scheduler(const PolicySpec& policy) {
   const std::string& name = policy.name;
   if (name == "lina" || name == "lina-priority" || name == "lina-partition") {
-    return std::make_unique<LinaTrainingScheduler>(LinaTrainingScheduler::Options{false, policy.hold_links});
+    return std::make_unique<LinaTrainingScheduler>(LinaTrainingScheduler::Options{false, policy.hold});
   }
-  if (name == "lina-fixed") return std::make_unique<LinaTrainingScheduler>(LinaTrainingScheduler::Options{true, false});
+  if (name == "lina-fixed")
+    return std::make_unique<LinaTrainingScheduler>(LinaTrainingScheduler::Options{true, PolicySpec::Hold::kDevice});
   if (name == "naive-priority") return std::make_unique<NaivePriorityScheduler>();
   return std::make_unique<ImmediateScheduler>();
 }

@@ -66,7 +66,7 @@ TEST(LinaScheduler, DeviceRuleHoldsBehindAnyAllToAll) {
 TEST(LinaScheduler, LinkRuleHoldsOnlyBehindAnAllToAllOnSharedLinks) {
   PolicySpec pol;
   pol.name = "lina-partition";
-  pol.hold_links = true;
+  pol.hold = PolicySpec::Hold::kLinks;
   {
     auto s = make_training_scheduler(pol);
     auto [during, after] = run(*s, one_rank_plan(kNodeLinks, kNicLinks));  // disjoint: goes at once
@@ -78,6 +78,15 @@ TEST(LinaScheduler, LinkRuleHoldsOnlyBehindAnAllToAllOnSharedLinks) {
     EXPECT_EQ(during, (std::vector<int>{0})) << int(ar);
     EXPECT_EQ(after, (std::vector<int>{0, 1})) << int(ar);
   }
+}
+
+TEST(LinaScheduler, NoHoldLaunchesAtOnce) {
+  PolicySpec pol;
+  pol.name = "lina";
+  pol.hold = PolicySpec::Hold::kNone;
+  auto s = make_training_scheduler(pol);
+  auto [during, after] = run(*s, one_rank_plan(kAllLinks, kAllLinks));
+  EXPECT_EQ(during, (std::vector<int>{0, 1}));
 }
 
 TEST(LinaScheduler, EachTrainingPolicyGetsItsScheduler) {

@@ -180,7 +180,7 @@ std::pair<RunResult, RunResult> device_and_links(TrainingInput device) {
   device.policy.micro_op_bytes = 1e6;
   device.policy.packing = "off";
   TrainingInput links = device;
-  links.policy.hold_links = true;
+  links.policy.hold = PolicySpec::Hold::kLinks;
   return {run_training(device), run_training(links)};
 }
 
