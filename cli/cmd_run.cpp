@@ -1,5 +1,5 @@
-// `lina run SPEC [--set k=v]... [-o DIR] [-j N] [--no-plot]`: runs every sweep point and policy of an experiment,
-// prints the comparison table and writes results.json, results.csv, Perfetto timelines and plots.
+// `lina run SPEC [--set k=v]... [-o DIR] [-j N] [--no-plot] [--no-timeline]`: runs every sweep point and policy of an
+// experiment, prints the comparison table and writes results.json, results.csv, Perfetto timelines and plots.
 //
 // Each finished point is saved at once under DIR/points/ (atomically); a rerun over the same folder loads the
 // points whose key (sweep values) and spec digest match instead of recomputing them, so an interrupted sweep loses
@@ -40,6 +40,7 @@ struct Options {
   std::string calibration;
   int jobs = 1;
   bool plot = true;
+  bool timeline = true;
 };
 
 // Runs one point: every policy in spec order.
@@ -116,7 +117,10 @@ int cmd_run(const std::vector<std::string>& args) {
       "jobs,j", po::value(&o.jobs)->default_value(1), "sweep points run in parallel")(
       "calibration", po::value(&o.calibration),
       "calibration file from 'lina hw calibrate' (docs/calibration.md); same as --set cluster.calibration=FILE")(
-      "no-plot", "do not draw plots")("spec", po::value(&o.spec), "experiment spec (JSON)");
+      "no-plot", "do not draw plots")(
+      "no-timeline",
+      "do not write timeline-*.json and layers-*.csv (at thousands of GPUs they take hundreds of MB and most of the "
+      "run's time)")("spec", po::value(&o.spec), "experiment spec (JSON)");
   po::positional_options_description pos;
   pos.add("spec", 1);
   po::variables_map vm;
@@ -131,6 +135,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (o.spec.empty()) throw InputError("missing experiment spec (usage: lina run SPEC)");
   if (o.jobs < 1) throw InputError("--jobs must be at least 1");
   o.plot = !vm.count("no-plot");
+  o.timeline = !vm.count("no-timeline");
 
   std::vector<Override> overrides;
   for (const auto& s : o.sets) overrides.push_back(parse_override(s));
@@ -173,7 +178,7 @@ int cmd_run(const std::vector<std::string>& args) {
       if (i >= points.size()) return;
       if (have[i]) continue;
       try {
-        PointResult pr = run_point(e, points[i], out, i == 0);
+        PointResult pr = run_point(e, points[i], out, i == 0 && o.timeline);
         nlohmann::json j = point_to_json(pr);
         j["spec_digest"] = digest;
         write_file_atomic((fs::path(out) / "points" / fmt::format("{}.json", i)).string(), j.dump(2) + "\n");
@@ -218,7 +223,11 @@ int cmd_run(const std::vector<std::string>& args) {
   if (!refs.empty())
     table += "\nagainst published numbers (simulated: mean over the matching points)\n" + references_table(refs);
   std::fputs(table.c_str(), stdout);
-  std::printf("\nwrote %s/results.json, results.csv and timeline-*.json (open in ui.perfetto.dev)\n", out.c_str());
+  if (o.timeline) {
+    std::printf("\nwrote %s/results.json, results.csv and timeline-*.json (open in ui.perfetto.dev)\n", out.c_str());
+  } else {
+    std::printf("\nwrote %s/results.json and results.csv\n", out.c_str());
+  }
 
   if (o.plot) {
     // Plots come from plots/plot_results.py with Debian's matplotlib (/usr/bin/python3); a missing matplotlib is

@@ -140,6 +140,37 @@ TEST_F(CliTest, SameSpecTwiceGivesByteIdenticalResults) {
   EXPECT_EQ(slurp(dir_ / "one" / "results.csv"), slurp(dir_ / "two" / "results.csv"));
 }
 
+// --no-timeline writes no timeline or per-layer CSV, and recording them does not change a result: the results are
+// byte-identical with and without, for training and inference.
+TEST_F(CliTest, NoTimelineLeavesTheResultsAsTheyAre) {
+  json inference = json::parse(R"({
+    "name": "small-inference", "mode": "inference",
+    "cluster": {"nodes": 2, "gpus_per_node": 2, "gpu": "A100-40GB", "nic": {"per": "node", "bandwidth": "100Gbps"}},
+    "model": {"base": "transformer-xl", "layers": 4, "experts": 4, "top_k": 1},
+    "workload": {"batch_size": 4, "seq_len": 64, "batches": 3,
+                 "routing": {"kind": "zipf", "zipf_s": 0.8, "profile_batches": 3}},
+    "policies": [{"name": "deepspeed"}, {"name": "lina"}]
+  })");
+  for (const json& spec_doc : {small_spec(), inference}) {
+    const std::string spec = write("spec.json", spec_doc.dump());
+    const fs::path with = dir_ / ("with-" + spec_doc["name"].get<std::string>()),
+                   without = dir_ / ("without-" + spec_doc["name"].get<std::string>());
+    ASSERT_EQ(lina({"run", spec, "-o", with.string(), "--no-plot"}).code, 0);
+    Result r = lina({"run", spec, "-o", without.string(), "--no-plot", "--no-timeline"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(with / "timeline-lina.json"));
+    if (spec_doc["mode"] == "inference") {
+      EXPECT_TRUE(fs::exists(with / "layers-lina.csv"));
+    }
+    for (const auto& entry : fs::directory_iterator(without)) {
+      const std::string name = entry.path().filename().string();
+      EXPECT_FALSE(name.starts_with("timeline-") || name.starts_with("layers-")) << name;
+    }
+    EXPECT_EQ(slurp(with / "results.csv"), slurp(without / "results.csv"));
+    EXPECT_EQ(r.out.find("timeline"), std::string::npos) << r.out;
+  }
+}
+
 TEST_F(CliTest, SweepRunsInParallelAndResumes) {
   json s = small_spec();
   s["sweep"] = {{"cluster.nic.bandwidth", {"50Gbps", "100Gbps", "200Gbps"}}};
