@@ -171,6 +171,36 @@ TEST_F(CliTest, NoTimelineLeavesTheResultsAsTheyAre) {
   }
 }
 
+// Every shipped spec (the quick start, experiments/paper, experiments/whatif) runs to the end, shrunk to a second:
+// 2 training layers of 64-token sequences, or 4 inference layers and 2 + 2 batches. A spec that loads but fails at
+// run time (a layout that does not divide, a policy option a model rejects) breaks here.
+TEST_F(CliTest, EveryShippedSpecRunsShrunk) {
+  const fs::path root = fs::path(LINA_SOURCE_DIR) / "experiments";
+  std::vector<fs::path> specs = {root / "quickstart.json"};
+  for (const char* d : {"paper", "whatif"}) {
+    for (const auto& entry : fs::directory_iterator(root / d)) {
+      if (entry.path().extension() == ".json") specs.push_back(entry.path());
+    }
+  }
+  std::sort(specs.begin(), specs.end());
+  for (const fs::path& spec : specs) {
+    SCOPED_TRACE(spec.string());
+    const json doc = json::parse(slurp(spec));
+    std::vector<std::string> args = {"run",       spec.string(),   "-o",    (dir_ / spec.stem()).string(),
+                                     "--no-plot", "--no-timeline", "--set", "workload.seq_len=64"};
+    for (const char* s : doc["mode"] == "training" ? std::vector<const char*>{"model.layers=2", "workload.steps=1"}
+                                                   : std::vector<const char*>{"model.layers=4", "workload.batches=2",
+                                                                              "workload.routing.profile_batches=2"}) {
+      args.insert(args.end(), {"--set", s});
+    }
+    Result r = lina(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json res = json::parse(slurp(dir_ / spec.stem() / "results.json"));
+    ASSERT_FALSE(res["points"].empty());
+    for (const auto& p : res["points"]) EXPECT_EQ(p["policies"].size(), doc["policies"].size());
+  }
+}
+
 TEST_F(CliTest, SweepRunsInParallelAndResumes) {
   json s = small_spec();
   s["sweep"] = {{"cluster.nic.bandwidth", {"50Gbps", "100Gbps", "200Gbps"}}};
