@@ -198,6 +198,18 @@ int cmd_run(const std::vector<std::string>& args) {
   for (auto& t : threads) t.join();
   if (tty && points.size() > cached) std::fprintf(stderr, "\n");
   if (error) std::rethrow_exception(error);
+  // What did not fit in GPU memory (sim/training_sim: notes["memory"]), once per distinct note, naming where.
+  std::map<std::string, std::string> memory;
+  for (const auto& r : results) {
+    for (const auto& pm : r.policies) {
+      auto it = pm.notes.find("memory");
+      if (it == pm.notes.end() || memory.count(it->second)) continue;
+      std::string where = pm.policy;
+      if (!r.params.empty()) where = point_label(r.params) + ", " + where;
+      memory.emplace(it->second, where);
+    }
+  }
+  for (const auto& [note, where] : memory) spdlog::warn("{}: {}", where, note);
 
   nlohmann::json doc = {{"schema", kResultsSchema},
                         {"experiment", e.name},

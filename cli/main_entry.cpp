@@ -1,5 +1,6 @@
 // Top level of `lina`: global flags, subcommand dispatch and the error-to-exit-code policy.
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/program_options/errors.hpp>
@@ -64,6 +65,13 @@ std::string printable(std::string_view s) {
 
 int main_entry(int argc, const char* const* argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // Log lines (info, warnings) go to stderr: stdout carries the results (tables, --json), which must stay parseable.
+  static const bool logger_set = [] {
+    spdlog::set_default_logger(
+        std::make_shared<spdlog::logger>("lina", std::make_shared<spdlog::sinks::stderr_sink_mt>()));
+    return true;
+  }();
+  (void)logger_set;
   spdlog::set_pattern("lina: %l: %v");
   spdlog::set_level(spdlog::level::info);
   size_t i = 0;

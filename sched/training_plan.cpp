@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "sched/error.hpp"
+#include "sched/units.hpp"
 
 namespace lina {
 namespace {
@@ -102,14 +103,38 @@ TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int k, int 
   return l;
 }
 
+namespace {
+constexpr double kBytesPerParam = 16;  // mixed-precision Adam: weights, gradients, fp32 master copy, two moments
+}  // namespace
+
 double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int k) {
-  constexpr double kBytesPerParam = 16;  // mixed-precision Adam
   const ParamCounts pc = count_params(m);
   const double expert = static_cast<double>(k) * static_cast<double>(pc.per_expert) * m.moe_layer_count();
   if (expert <= 0) return 0;
   const double room = c.gpu.memory_bytes / kBytesPerParam - static_cast<double>(pc.non_expert);
   if (room >= expert) return 0;
   return std::min(1.0, 1.0 - std::max(0.0, room) / expert);
+}
+
+std::string memory_note(const ModelSpec& m, const ClusterSpec& c, int k) {
+  const ParamCounts pc = count_params(m);
+  const double mem = c.gpu.memory_bytes, rest = kBytesPerParam * static_cast<double>(pc.non_expert);
+  if (rest > mem) {
+    return fmt::format(
+        "the non-expert parameters alone need {} per GPU with mixed-precision Adam (16 bytes each), more than the "
+        "GPU's {}; lina models data and expert parallelism only (no ZeRO, tensor or pipeline parallelism), so this "
+        "step assumes they fit, with every expert offloaded to host memory",
+        format_quantity(rest, Dimension::kBytes), format_quantity(mem, Dimension::kBytes));
+  }
+  const double share = offloaded_expert_share(m, c, k);
+  if (share <= 0) return "";
+  const double experts =
+      kBytesPerParam * k * static_cast<double>(pc.per_expert) * static_cast<double>(m.moe_layer_count());
+  return fmt::format(
+      "{:.0f}% of the GPU's expert parameters ({} of {} with mixed-precision Adam) do not fit beside the rest in {}: "
+      "they are offloaded to host memory and loaded over PCIe before each expert computation",
+      share * 100, format_quantity(share * experts, Dimension::kBytes), format_quantity(experts, Dimension::kBytes),
+      format_quantity(mem, Dimension::kBytes));
 }
 
 double balanced_a2a_bytes_per_rank(const ModelSpec& m, const WorkloadSpec& w) {

@@ -55,6 +55,9 @@ struct TrainingLayout {
 // 16 bytes per parameter for mixed-precision Adam (weights, gradients, fp32 master copy, two moments) and the
 // non-expert parameters first. 0 when everything fits.
 double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int experts_per_device);
+// What does not fit in GPU memory at k experts per GPU (as offloaded_expert_share counts it), as a sentence for the
+// results' notes; empty when everything fits.
+std::string memory_note(const ModelSpec& m, const ClusterSpec& c, int experts_per_device);
 
 // The smallest valid layout for a packing k (k = 0: the smallest k with E/k dividing the rank count). Throws
 // InputError when experts and ranks cannot be arranged (E must divide N*k and E/k divide N).

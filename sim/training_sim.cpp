@@ -290,6 +290,9 @@ RunResult run_training(const TrainingInput& in) {
     out.metrics["experts_per_gpu"] = l.experts_per_device;
     out.metrics["pipeline_degree"] = l.pipeline_degree;
     out.metrics["offloaded_expert_share"] = l.offloaded_share;
+    if (std::string note = memory_note(in.model, in.cluster, l.experts_per_device); !note.empty()) {
+      out.notes["memory"] = std::move(note);
+    }
     out.plan = std::move(s.plan);
     out.timeline = std::move(s.timeline);
     return out;

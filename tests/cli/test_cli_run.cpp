@@ -201,6 +201,20 @@ TEST_F(CliTest, EveryShippedSpecRunsShrunk) {
   }
 }
 
+// A step that does not fit in GPU memory runs, and says so once on stderr and in the results' notes.
+TEST_F(CliTest, WhatDoesNotFitInMemoryIsReported) {
+  const std::string spec = write("small.json", small_spec().dump());
+  Result fits = lina({"run", spec, "-o", (dir_ / "fits").string(), "--no-plot", "--no-timeline"});
+  ASSERT_EQ(fits.code, 0) << fits.err;
+  EXPECT_EQ(fits.err.find("warning"), std::string::npos) << fits.err;
+  Result tight = lina(
+      {"run", spec, "-o", (dir_ / "tight").string(), "--no-plot", "--no-timeline", "--set", "cluster.gpu.memory=10MB"});
+  ASSERT_EQ(tight.code, 0) << tight.err;
+  EXPECT_NE(tight.err.find("warning: deepspeed: the non-expert parameters alone need"), std::string::npos) << tight.err;
+  const json res = json::parse(slurp(dir_ / "tight" / "results.json"));
+  EXPECT_TRUE(res["points"][0]["policies"][0]["notes"].contains("memory"));
+}
+
 TEST_F(CliTest, SweepRunsInParallelAndResumes) {
   json s = small_spec();
   s["sweep"] = {{"cluster.nic.bandwidth", {"50Gbps", "100Gbps", "200Gbps"}}};

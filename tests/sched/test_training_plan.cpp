@@ -557,6 +557,22 @@ namespace {
 // Packed experts that do not fit in GPU memory are offloaded (DESIGN.md 3.1): with room for R parameters after the
 // non-expert ones (memory / 16 bytes per parameter - non-expert), a device holding X expert parameters keeps R and
 // loads the share 1 - R/X from host memory before each forward and backward expert computation.
+// The results' note on memory: none when everything fits; the offloaded share and its size when experts do not; the
+// non-expert parameters' need when even they do not fit (no ZeRO or model parallelism is modelled).
+TEST(TrainingPlan, MemoryNoteSaysWhatDoesNotFit) {
+  Fixture f(2, 16, "lina");
+  const ParamCounts pc = count_params(f.m);
+  EXPECT_EQ(memory_note(f.m, f.cluster, 1), "");
+  const double expert_params = 16.0 * static_cast<double>(pc.per_expert) * 2;
+  f.cluster.gpu.memory_bytes = 16.0 * (static_cast<double>(pc.non_expert) + expert_params / 4);
+  const std::string quarter = memory_note(f.m, f.cluster, 16);
+  EXPECT_EQ(quarter.rfind("75% of the GPU's expert parameters", 0), 0u) << quarter;
+  EXPECT_EQ(memory_note(f.m, f.cluster, 1), "");
+  f.cluster.gpu.memory_bytes = 16.0 * static_cast<double>(pc.non_expert) / 2;
+  const std::string rest = memory_note(f.m, f.cluster, 1);
+  EXPECT_EQ(rest.rfind("the non-expert parameters alone need", 0), 0u) << rest;
+}
+
 TEST(TrainingPlan, OffloadedExpertsAreLoadedOverPcieBeforeEachExpertComputation) {
   Fixture f(2, 16, "lina");
   const ParamCounts pc = count_params(f.m);
