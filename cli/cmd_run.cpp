@@ -246,6 +246,7 @@ int cmd_run(const std::vector<std::string>& args) {
     // a warning, not a failure: the results are already written.
     fs::path script = fs::path(LINA_SOURCE_DIR) / "plots" / "plot_results.py";
     std::string cmd = fmt::format("/usr/bin/python3 '{}' '{}' >&2", script.string(), out);
+    std::fflush(stdout);  // the table first, then the plotter's lines, also when stdout is a pipe
     if (!fs::exists(script) || std::system(cmd.c_str()) != 0) {
       spdlog::warn("plots not drawn (needs /usr/bin/python3 with matplotlib: scripts/setup.sh installs it)");
     } else {
