@@ -210,6 +210,17 @@ int cmd_run(const std::vector<std::string>& args) {
     }
   }
   for (const auto& [note, where] : memory) spdlog::warn("{}: {}", where, note);
+  // Inference with a capacity factor drops tokens a server would not: say how many, once.
+  for (const auto& r : results) {
+    if (r.policies.empty()) continue;
+    const auto& m = r.policies.front().metrics;
+    auto it = m.find("dropped_token_share");
+    if (it == m.end() || !(it->second > 0)) continue;
+    spdlog::warn("{}the gate dropped {:.1f}% of the routed tokens over the experts' capacity (model.capacity_factor); "
+                 "serving is usually dropless: model.capacity_factor = 0",
+                 r.params.empty() ? "" : point_label(r.params) + ": ", it->second * 100);
+    break;
+  }
 
   nlohmann::json doc = {{"schema", kResultsSchema},
                         {"experiment", e.name},
