@@ -216,9 +216,10 @@ int cmd_run(const std::vector<std::string>& args) {
     const auto& m = r.policies.front().metrics;
     auto it = m.find("dropped_token_share");
     if (it == m.end() || !(it->second > 0)) continue;
-    spdlog::warn("{}the gate dropped {:.1f}% of the routed tokens over the experts' capacity (model.capacity_factor); "
-                 "serving is usually dropless: model.capacity_factor = 0",
-                 r.params.empty() ? "" : point_label(r.params) + ": ", it->second * 100);
+    spdlog::warn(
+        "{}the gate dropped {:.1f}% of the routed tokens over the experts' capacity (model.capacity_factor); "
+        "serving is usually dropless: model.capacity_factor = 0",
+        r.params.empty() ? "" : point_label(r.params) + ": ", it->second * 100);
     break;
   }
 

@@ -215,6 +215,28 @@ TEST_F(CliTest, WhatDoesNotFitInMemoryIsReported) {
   EXPECT_TRUE(res["points"][0]["policies"][0]["notes"].contains("memory"));
 }
 
+// An inference gate with a capacity factor drops what overflows the hot experts, which a server would not do: the
+// run says so once on stderr; a dropless run says nothing.
+TEST_F(CliTest, DroppedTokensInInferenceAreReported) {
+  json spec_doc = json::parse(R"({
+    "name": "drops", "mode": "inference",
+    "cluster": {"nodes": 2, "gpus_per_node": 2, "gpu": "A100-40GB", "nic": {"per": "node", "bandwidth": "100Gbps"}},
+    "model": {"base": "transformer-xl", "layers": 4, "experts": 4, "top_k": 1, "capacity_factor": 1.0},
+    "workload": {"batch_size": 4, "seq_len": 64, "batches": 3,
+                 "routing": {"kind": "zipf", "zipf_s": 1.2, "profile_batches": 3}},
+    "policies": [{"name": "deepspeed"}]
+  })");
+  const std::string spec = write("drops.json", spec_doc.dump());
+  Result drops = lina({"run", spec, "-o", (dir_ / "a").string(), "--no-plot", "--no-timeline"});
+  ASSERT_EQ(drops.code, 0) << drops.err;
+  EXPECT_NE(drops.err.find("warning: the gate dropped"), std::string::npos) << drops.err;
+  EXPECT_NE(drops.err.find("model.capacity_factor = 0"), std::string::npos) << drops.err;
+  Result dropless = lina(
+      {"run", spec, "-o", (dir_ / "b").string(), "--no-plot", "--no-timeline", "--set", "model.capacity_factor=0"});
+  ASSERT_EQ(dropless.code, 0) << dropless.err;
+  EXPECT_EQ(dropless.err.find("dropped"), std::string::npos) << dropless.err;
+}
+
 TEST_F(CliTest, SweepRunsInParallelAndResumes) {
   json s = small_spec();
   s["sweep"] = {{"cluster.nic.bandwidth", {"50Gbps", "100Gbps", "200Gbps"}}};
