@@ -28,8 +28,11 @@
 //                                 Small messages go to the tree (2 steps of latency instead of 2(P-1)), large ones
 //                                 to ring or hierarchical (bandwidth). Each (group, size) is tried once and
 //                                 remembered, so a training step's many gradient allreduces cost one trial each.
-//                                 Beyond 64 ranks the ring (O(P^2) flows) is tried on its first 64 ranks with the
-//                                 same chunk size and its time scaled by (P-1)/63: its steps are alike.
+//                                 The trials simulate rings pipelined (below): the same time alone, in P flows.
+// Ring model (ClusterSpec::ring_model): `steps` simulates every step of a ring; `pipelined` simulates each phase of
+// consecutive ring steps (a ring allreduce, reduce-scatter or all-gather; the three rings of hierarchical allreduce)
+// as one transfer per edge of all their bytes, paying the steps' alphas and latencies up front, and ending for every
+// rank of the ring when its slowest edge is done (docs/network.md).
 // Sharing (ClusterSpec::sharing): with `collective` (the default) every flow of one collective step gets the weight
 // 1 / (number of flows of that step on the step's busiest link), so on a contended link each collective takes one
 // share whatever its number of peers, and its own flows still share equally among themselves (a collective alone
