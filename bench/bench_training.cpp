@@ -1,6 +1,8 @@
 // Speed of the training simulation (issue 4): a 64-GPU, 24-layer Transformer-XL step under `lina` with micro-ops
 // (target <= 1 s wall), and the 1,024-GPU, 4-layer iteration of 16 all-to-alls of 16 MiB per rank and four 32 MiB
-// allreduces, data + expert parallel over all GPUs, with contention (target <= 20 s wall). Reports tasks/s.
+// allreduces, data + expert parallel over all GPUs, with contention (target <= 20 s wall). Reports tasks/s. And a
+// scale point with no target: a 2-layer Mixtral step with data parallelism over 4,096 H100s (512 DGX nodes), under
+// DeepSpeed, without timelines, with either ring model.
 #include <benchmark/benchmark.h>
 
 #include <nlohmann/json.hpp>
@@ -119,6 +121,32 @@ void BM_Training1024Gpu4LayerIteration(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Training1024Gpu4LayerIteration)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+void BM_Training4096GpuMixtralStep(benchmark::State& state) {
+  ClusterSpec cluster = load_cluster_preset_or_file("dgx-h100");
+  cluster.nodes = 512;
+  cluster.ring_model = state.range(0) ? ClusterSpec::RingModel::kPipelined : ClusterSpec::RingModel::kSteps;
+  ModelSpec model = load_model(nlohmann::json{{"base", "mixtral-8x7b"}, {"layers", 2}}, "", "/model");
+  WorkloadSpec w;
+  w.batch_size = 1;
+  w.seq_len = 4096;
+  w.steps = 1;
+  PolicySpec p;
+  p.name = "deepspeed";
+  p.label = "deepspeed";
+  for (auto _ : state) {
+    sim::RunResult r = sim::run_training(sim::TrainingInput{cluster, model, w, p, 1, false});
+    benchmark::DoNotOptimize(r.metrics);
+    state.counters["tasks"] = static_cast<double>(r.plan.tasks.size());
+    state.counters["step_time_s"] = r.metrics["step_time_s"];
+  }
+}
+BENCHMARK(BM_Training4096GpuMixtralStep)
+    ->ArgName("pipelined_rings")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 
 }  // namespace
 
