@@ -293,6 +293,13 @@ RunResult run_training(const TrainingInput& in) {
     if (std::string note = memory_note(in.model, in.cluster, l.experts_per_device); !note.empty()) {
       out.notes["memory"] = std::move(note);
     }
+    // The smallest valid layout may already pack experts (60 experts on 32 GPUs: groups of 4, 15 experts each).
+    if (const TrainingLayout base = make_layout(in.model, in.cluster, 0, 1); base.experts_per_device > 1) {
+      out.notes["layout"] = fmt::format(
+          "{} experts on {} GPUs: the largest expert-parallel group that divides both is {} GPUs, so every layout "
+          "holds at least {} experts per GPU",
+          in.model.experts, base.ranks, base.group_size, base.experts_per_device);
+    }
     out.plan = std::move(s.plan);
     out.timeline = std::move(s.timeline);
     return out;

@@ -223,6 +223,20 @@ TEST(TrainingSim, LinkAwareHoldIsTheDeviceHoldWithOneNicPerNode) {
   }
 }
 
+// When the expert count and the GPU count share only a small divisor, every layout packs experts: the results say
+// why (6 experts on 16 GPUs: groups of 2 GPUs, 3 experts each).
+TEST(TrainingSim, ALayoutForcedToPackIsExplained) {
+  TrainingInput in = input("deepspeed");
+  EXPECT_EQ(run_training(in).notes.count("layout"), 0u);  // 16 experts on 16 GPUs
+  in.model.experts = 6;
+  const RunResult r = run_training(in);
+  EXPECT_EQ(r.metrics.at("experts_per_gpu"), 3);
+  ASSERT_EQ(r.notes.count("layout"), 1u);
+  EXPECT_EQ(r.notes.at("layout"),
+            "6 experts on 16 GPUs: the largest expert-parallel group that divides both is 2 GPUs, so every layout "
+            "holds at least 3 experts per GPU");
+}
+
 TEST(TrainingSim, DeepspeedBreaksTheLinaRule) {
   // The baseline launches as soon as ready, so the same check finds violations: the property is not trivially true.
   // Small buckets and a small per-step overhead make many short allreduces, launched back to back through the
