@@ -175,10 +175,9 @@ int cmd_collective(const std::vector<std::string>& args) {
   ClusterSpec cluster = load_cluster_preset_or_file(vm["cluster"].as<std::string>());
   if (vm.count("ring-model")) {
     const std::string m = vm["ring-model"].as<std::string>();
-    if (m != "steps" && m != "pipelined") {
-      throw InputError(format_location("", "--ring-model", "expected steps or pipelined, got '" + m + "'"));
-    }
-    cluster.ring_model = m == "pipelined" ? ClusterSpec::RingModel::kPipelined : ClusterSpec::RingModel::kSteps;
+    const auto model = ring_model_named(m);
+    if (!model) throw InputError(format_location("", "--ring-model", "expected steps or pipelined, got '" + m + "'"));
+    cluster.ring_model = *model;
   }
   std::vector<Job> jobs;
   {

@@ -122,6 +122,12 @@ const std::vector<ParamDef>& cluster_params() {
   return t;
 }
 
+std::optional<ClusterSpec::RingModel> ring_model_named(std::string_view name) {
+  if (name == "steps") return ClusterSpec::RingModel::kSteps;
+  if (name == "pipelined") return ClusterSpec::RingModel::kPipelined;
+  return std::nullopt;
+}
+
 GpuSpec gpu_from_json(const json& j, const std::string& file, const std::string& pointer) {
   SpecReader r(j, file, pointer, gpu_table(), "gpu");
   GpuSpec g;
@@ -178,8 +184,7 @@ ClusterSpec cluster_from_json(const json& j, const std::string& file, const std:
   }
   c.collective_alpha = r.time("collective_alpha");
   c.sharing = r.choice("sharing") == "flow" ? ClusterSpec::Sharing::kFlow : ClusterSpec::Sharing::kCollective;
-  c.ring_model =
-      r.choice("ring_model") == "pipelined" ? ClusterSpec::RingModel::kPipelined : ClusterSpec::RingModel::kSteps;
+  c.ring_model = *ring_model_named(r.choice("ring_model"));  // the choice is one of the two
   c.calibration = r.string("calibration");
   if (!c.calibration.empty()) {
     std::filesystem::path p = resolve_relative(c.calibration, file);

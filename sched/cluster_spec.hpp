@@ -6,7 +6,9 @@
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sched/params.hpp"
@@ -89,6 +91,9 @@ struct ClusterSpec {
   int node_of(int gpu) const { return gpu / gpus_per_node; }
   int local_of(int gpu) const { return gpu % gpus_per_node; }
 };
+
+// "steps" or "pipelined" (cluster.ring_model); nullopt for anything else.
+std::optional<ClusterSpec::RingModel> ring_model_named(std::string_view name);
 
 // Parses a cluster spec object. `file` and `pointer` locate it for error messages.
 ClusterSpec cluster_from_json(const nlohmann::json& j, const std::string& file, const std::string& pointer);

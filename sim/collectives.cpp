@@ -31,13 +31,16 @@ struct Collectives::Instance {
   int C = 1;                                    // channels of ring and tree algorithms
   std::vector<int> node_idx, local_idx, by_nl;  // by_nl[n * G + l] -> rank index
   int nsteps = 0;
-  // Pipelined rings (ClusterSpec::ring_model): step s stands for the algorithm's steps [phase_first[s],
-  // phase_first[s] + phase_len[s]), which all send the same bytes to the same neighbours. Empty: one step each.
-  std::vector<int> phase_first, phase_len;
+  // Pipelined rings (ClusterSpec::ring_model): step s stands for the algorithm's steps [first, first + len) of
+  // phases[s], which all send the same bytes to the same neighbours. Empty: one step each.
   enum class RingOf : uint8_t { kGroup, kLocalRank, kNode };  // which ranks form the rings of a phase
-  std::vector<RingOf> phase_rings;
-  int first_of(int s) const { return phase_first.empty() ? s : phase_first[static_cast<size_t>(s)]; }
-  int repeat(int s) const { return phase_len.empty() ? 1 : phase_len[static_cast<size_t>(s)]; }
+  struct Phase {
+    int first, len;
+    RingOf rings;
+  };
+  std::vector<Phase> phases;
+  int first_of(int s) const { return phases.empty() ? s : phases[static_cast<size_t>(s)].first; }
+  int repeat(int s) const { return phases.empty() ? 1 : phases[static_cast<size_t>(s)].len; }
   // A pipelined phase ends for all the ranks of its ring at once, when the ring's last transfer is delivered: a rank
   // forwards data it has received, so no edge of a ring finishes its phase before the slowest one. The rings of a
   // phase: the whole group (ring, reduce-scatter, all-gather), or for hierarchical allreduce each node (intra-node
@@ -45,7 +48,7 @@ struct Collectives::Instance {
   // those delivered: [s * (G + N) + ring].
   std::vector<uint32_t> ring_flows, ring_delivered;
   int ring_of(int r, int s) const {
-    switch (phase_rings[static_cast<size_t>(s)]) {
+    switch (phases[static_cast<size_t>(s)].rings) {
       case RingOf::kGroup:
         return 0;
       case RingOf::kLocalRank:
@@ -79,9 +82,7 @@ struct Collectives::Instance {
     for (auto* v : {&ranks, &index_of, &node_idx, &local_idx, &by_nl, &step, &pending}) v->clear();
     for (auto* v : {&issued, &passed, &launched, &finished}) v->clear();
     for (auto* v : {&recv_count, &expected, &send_at}) v->clear();
-    phase_first.clear();
-    phase_len.clear();
-    phase_rings.clear();
+    phases.clear();
     ring_flows.clear();
     ring_delivered.clear();
     matrix.clear();
@@ -312,7 +313,7 @@ Collectives::CollId Collectives::add(std::unique_ptr<Instance> in) {
   // Every rank's sends in every step, and the expected receives: the sends aimed at each rank in each step.
   in->send_at.assign(cells + 1, 0);
   in->send_list.clear();
-  if (!in->phase_len.empty()) {
+  if (!in->phases.empty()) {
     in->ring_flows.assign(static_cast<size_t>(in->nsteps) * (in->G + in->N), 0);
     in->ring_delivered.assign(in->ring_flows.size(), 0);
   }
@@ -391,19 +392,13 @@ void init_group(Collectives::Instance& in, std::vector<int> ranks, const Topolog
 // and the rings they run on; zero-length phases left out), each simulated as one step that sends all their bytes.
 using RingOf = Collectives::Instance::RingOf;
 void collapse_into_phases(Collectives::Instance& in, std::initializer_list<std::pair<int, RingOf>> phases) {
-  in.phase_first.clear();
-  in.phase_len.clear();
-  in.phase_rings.clear();
+  in.phases.clear();
   int first = 0;
   for (auto [k, rings] : phases) {
-    if (k > 0) {
-      in.phase_first.push_back(first);
-      in.phase_len.push_back(k);
-      in.phase_rings.push_back(rings);
-    }
+    if (k > 0) in.phases.push_back({first, k, rings});
     first += k;
   }
-  in.nsteps = static_cast<int>(in.phase_first.size());
+  in.nsteps = static_cast<int>(in.phases.size());
 }
 
 void check_common(double bytes, int cls, double weight) {
@@ -692,7 +687,10 @@ double Collectives::step_weight(Instance& in, int s) {
 void Collectives::check_step(Instance& in, int r) {
   const int s = in.step[r];
   if (!in.issued[r] || in.pending[r] > 0) return;
-  if (in.repeat(s) > 1 && in.ring_delivered[in.ring_at(r, s)] < in.ring_flows[in.ring_at(r, s)]) return;
+  if (in.repeat(s) > 1) {  // a pipelined phase ends when its whole ring is delivered
+    const size_t ring = in.ring_at(r, s);
+    if (in.ring_delivered[ring] < in.ring_flows[ring]) return;
+  }
   if (in.recv_count[static_cast<size_t>(r) * in.nsteps + s] < in.expected[static_cast<size_t>(r) * in.nsteps + s]) {
     return;
   }
@@ -707,7 +705,7 @@ void Collectives::on_flow(Instance& in, int r, int d, int s) {
   if (in.repeat(s) > 1) {
     const size_t ring = in.ring_at(r, s);
     if (++in.ring_delivered[ring] == in.ring_flows[ring]) {  // the ring's phase is over: release its ranks
-      if (in.phase_rings[static_cast<size_t>(s)] == Instance::RingOf::kGroup) {
+      if (in.phases[static_cast<size_t>(s)].rings == Instance::RingOf::kGroup) {
         for (int m = 0; m < in.P; ++m) {
           if (in.step[m] == s && m != r && m != d) check_step(in, m);
         }

@@ -466,8 +466,9 @@ TEST(Collectives, PipelinedRingsUnderContention) {
   const auto [ar_pipe, a2a_pipe] = run(pipelined);
   EXPECT_GE(ar_pipe, allreduce_alone(pipelined, 256e6, Collectives::Algo::kHierarchical));
   EXPECT_LE(ar_pipe, ar_steps);
-  EXPECT_GT(a2a_pipe, Time::zero());
-  EXPECT_GT(a2a_steps, Time::zero());
+  // Both all-to-alls complete (the recorder starts every rank at Time::max()).
+  EXPECT_NE(a2a_pipe, Time::max());
+  EXPECT_NE(a2a_steps, Time::max());
 }
 
 TEST(Collectives, RejectsBadGroups) {
