@@ -182,11 +182,17 @@ std::string results_table(const std::string& mode, const PointResult& p) {
   };
   std::vector<Col> cols;
   if (mode == "training") {
-    cols = {{"step_time_s", "step_ms", 1e3, "{:.2f}"},        {"fwd_moe_time_s", "fwd_moe_ms", 1e3, "{:.2f}"},
-            {"bwd_moe_time_s", "bwd_moe_ms", 1e3, "{:.2f}"},  {"a2a_fwd_time_s", "a2a_fwd_ms", 1e3, "{:.2f}"},
-            {"a2a_bwd_time_s", "a2a_bwd_ms", 1e3, "{:.2f}"},  {"allreduce_time_s", "allreduce_ms", 1e3, "{:.2f}"},
-            {"exposed_comm_s", "exposed_ms", 1e3, "{:.2f}"},  {"compute_util", "compute_util", 1, "{:.3f}"},
-            {"pipeline_efficiency", "pipe_eff", 1, "{:.3f}"}, {"experts_per_gpu", "experts/gpu", 1, "{:.0f}"},
+    cols = {{"step_time_s", "step_ms", 1e3, "{:.2f}"},
+            {"fwd_moe_time_s", "fwd_moe_ms", 1e3, "{:.2f}"},
+            {"bwd_moe_time_s", "bwd_moe_ms", 1e3, "{:.2f}"},
+            {"a2a_fwd_time_s", "a2a_fwd_ms", 1e3, "{:.2f}"},
+            {"a2a_bwd_time_s", "a2a_bwd_ms", 1e3, "{:.2f}"},
+            {"allreduce_time_s", "allreduce_ms", 1e3, "{:.2f}"},
+            {"exposed_comm_s", "exposed_ms", 1e3, "{:.2f}"},
+            {"compute_util", "compute_util", 1, "{:.3f}"},
+            {"mfu", "mfu", 1, "{:.3f}"},
+            {"pipeline_efficiency", "pipe_eff", 1, "{:.3f}"},
+            {"experts_per_gpu", "experts/gpu", 1, "{:.0f}"},
             {"speedup_vs_first", "speedup", 1, "{:.2f}x"}};
   } else {
     cols = {{"latency_p50_s", "p50_ms", 1e3, "{:.2f}"},    {"latency_p95_s", "p95_ms", 1e3, "{:.2f}"},

@@ -38,6 +38,7 @@ namespace {
 // A batch ready to simulate: its plan and, when the per-layer CSV is written, the scheduler's decision at every MoE
 // layer.
 struct PreparedBatch {
+  uint64_t tokens = 0;  // the batch's tokens, all ranks together
   Plan plan;
   std::vector<LayerDecision> decisions;
   std::vector<Time> durations;  // simulator: every compute and host task's duration, by task id
@@ -208,7 +209,7 @@ RunResult run_inference(const InferenceInput& in) {
   std::vector<double> service, a2a_layer, moe_layer, idle;
   std::vector<std::vector<double>> a2a_per_layer(static_cast<size_t>(ML));
   int scheduled = 0, hits = 0, hits_ordered = 0, checked = 0, resched = 0;
-  double loads = 0, dropped = 0, routed = 0;
+  double loads = 0, dropped = 0, routed = 0, served_tokens = 0;
   int64_t batches = 0, prepared = 0;
   double cached_tokens = -1;
   ModelCost cost;
@@ -222,6 +223,7 @@ RunResult run_inference(const InferenceInput& in) {
     if (b.layers != ML)
       throw InputError(fmt::format("batch {} has {} MoE layers, the model {}", prepared, b.layers, ML));
     ++prepared;
+    job.tokens = b.tokens;
     const double tokens_per_rank = static_cast<double>(b.tokens) / N;
     if (tokens_per_rank != cached_tokens) {
       cost = model_cost(m, tokens_per_rank, static_cast<double>(in.workload.seq_len));
@@ -291,6 +293,7 @@ RunResult run_inference(const InferenceInput& in) {
       tl = exec.run(plan, sched);
     }
     service.push_back(tl.makespan.seconds());
+    served_tokens += static_cast<double>(job.tokens);
 
     // Per MoE layer: all-to-all spans, MoE layer span, expert compute per device. Indexed by layer; a layer without
     // an MoE part keeps its empty span and is skipped.
@@ -399,6 +402,8 @@ RunResult run_inference(const InferenceInput& in) {
       {"latency_p99_s", percentile(latency, 0.99)},
       {"latency_mean_s", mean / n},
       {"service_mean_s", smean / n},
+      // Tokens served per second of service, batches back to back (the cluster's capacity, not an arrival rate).
+      {"tokens_per_s", smean > 0 ? served_tokens / smean : 0.0},
       {"a2a_tail_time_s", percentile(a2a_layer, 0.95)},
       {"a2a_mean_time_s", avg(a2a_layer)},
       // All-to-all time over service time, as the paper's Table 1 inference row (102 ms = 32.5% of a batch).

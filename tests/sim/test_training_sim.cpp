@@ -10,6 +10,7 @@
 #include "sched/cluster_spec.hpp"
 #include "sched/model_spec.hpp"
 #include "sched/plan.hpp"
+#include "sim/compute.hpp"
 #include "sim/training_sim.hpp"
 
 namespace lina::sim {
@@ -58,6 +59,48 @@ TEST(TrainingSim, MetricsHaveUnitsAndSaneValues) {
     ASSERT_EQ(r.timeline.records[i].task, static_cast<int>(i));
     EXPECT_LE(r.timeline.records[i].launch, r.timeline.records[i].start);
     EXPECT_LE(r.timeline.records[i].start, r.timeline.records[i].end);
+  }
+}
+
+// tokens_per_s and mfu against the closed form: per token forward = layers x (8d^2 + 4sd + 2dE + top_k 4df) + 2dV,
+// training 3x that, over the GPUs' peak at the compute dtype.
+TEST(TrainingSim, ThroughputMetricsAgainstTheClosedForm) {
+  const ModelSpec m = model_from_json(json{{"layers", 2},
+                                           {"hidden", 512},
+                                           {"ffn", 2048},
+                                           {"heads", 8},
+                                           {"experts", 16},
+                                           {"top_k", 2},
+                                           {"vocab", 1000},
+                                           {"dtype", "fp32"},
+                                           {"compute_dtype", "tf32"},
+                                           {"bias", false}},
+                                      "t", "");
+  WorkloadSpec w;
+  w.batch_size = 4;
+  w.seq_len = 256;
+  GpuSpec gpu;
+  gpu.name = "G";
+  gpu.peak_tf32_flops = 1e14;
+  gpu.peak_fp32_flops = 1e13;  // not the compute dtype: must not be used
+  std::map<std::string, double> metrics{{"step_time_s", 0.5}};
+  add_throughput_metrics(metrics, m, w, gpu, 8);
+  const double d = 512, f = 2048, s = 256, E = 16, V = 1000;
+  const double tokens_per_s = 4 * 256 * 8 / 0.5;
+  const double forward = 2 * (8 * d * d + 4 * s * d + 2 * d * E + 2 * 4 * d * f) + 2 * d * V;
+  EXPECT_DOUBLE_EQ(metrics.at("tokens_per_s"), tokens_per_s);
+  EXPECT_NEAR(metrics.at("mfu"), 3 * forward * tokens_per_s / (8 * 1e14), 1e-12);
+}
+
+// A simulated step cannot do the model's work faster than its GPUs' GEMM efficiency allows: mfu <= e_max x
+// compute_util (every model FLOP is a GEMM-like or attention operator, at most kDefaultGemm.max of the peak).
+TEST(TrainingSim, MfuIsBoundedByTheBusyGpus) {
+  for (const char* policy : {"deepspeed", "lina"}) {
+    RunResult r = run_training(input(policy));
+    const auto& m = r.metrics;
+    EXPECT_GT(m.at("mfu"), 0) << policy;
+    EXPECT_LE(m.at("mfu"), kDefaultGemm.max * m.at("compute_util")) << policy;
+    EXPECT_DOUBLE_EQ(m.at("tokens_per_s"), 2 * 64 * 16 / m.at("step_time_s")) << policy;
   }
 }
 
