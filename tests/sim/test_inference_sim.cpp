@@ -479,6 +479,8 @@ TEST(InferenceSim, PerLayerRecordsAddUpToTheMetrics) {
   // The all-to-all share is all the batches' all-to-all time over all their service time.
   const double service = r.metrics.at("service_mean_s") * r.metrics.at("batches");
   EXPECT_NEAR(a2a / service, r.metrics.at("a2a_share"), 1e-7);
+  // Throughput: every batch has 16 x 128 tokens; served back to back, over the same service time.
+  EXPECT_NEAR(r.metrics.at("tokens_per_s"), 6 * 16 * 128 / service, 1e-9 * r.metrics.at("tokens_per_s"));
   EXPECT_GT(r.metrics.at("a2a_share"), 0);
   EXPECT_LT(r.metrics.at("a2a_share"), 1);
   ASSERT_GT(estimated, 0);
