@@ -71,7 +71,7 @@ def main(out_dir):
     fig.tight_layout()
     save(fig, os.path.join(out_dir, "results.png"))
     if training:
-        if len(points) > 1:
+        if len(points) > 1 and len(policies) > 1:  # one policy has no speedup to draw
             speedup_curve(res, points, policies, labels, out_dir)
         import plot_timeline
 
