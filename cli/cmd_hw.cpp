@@ -355,13 +355,13 @@ void run_training_policies(const Experiment& e, const std::optional<sim::Calibra
     const Timeline measured = run_on_gpus(plan, e, pol);
     write_chrome_trace(plan, measured, gpus, timeline_path(out, pol, "gpu"));
     auto mm = sim::training_metrics(plan, measured);
-    sim::add_throughput_metrics(mm, e.model, e.point.workload, e.point.cluster.gpu, plan.ranks);
+    sim::add_throughput_metrics(mm, e.model, e.point.workload, e.point.cluster);
     report.add_measured(pol, mm);
     if (!cal) continue;
     const Timeline predicted = simulate(plan, e, pol, *cal);
     write_chrome_trace(plan, predicted, gpus, timeline_path(out, pol, "sim"));
     auto pm = sim::training_metrics(plan, predicted);
-    sim::add_throughput_metrics(pm, e.model, e.point.workload, e.point.cluster.gpu, plan.ranks);
+    sim::add_throughput_metrics(pm, e.model, e.point.workload, e.point.cluster);
     report.add_validation(pol, pm, "summed over ranks, last step", hw::compare_by_kind(plan, measured, predicted),
                           hw::compare_metrics(mm, pm, kEndToEnd));
   }

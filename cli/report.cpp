@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 namespace lina::cli {
@@ -199,6 +200,11 @@ std::string results_table(const std::string& mode, const PointResult& p) {
             {"latency_p99_s", "p99_ms", 1e3, "{:.2f}"},    {"a2a_tail_time_s", "a2a_tail_ms", 1e3, "{:.2f}"},
             {"estimate_accuracy", "est_acc", 1, "{:.3f}"}, {"phase2_rate", "phase2", 1, "{:.3f}"},
             {"speedup_vs_first", "speedup", 1, "{:.2f}x"}, {"speedup_p95_vs_first", "speedup_p95", 1, "{:.2f}x"}};
+  }
+  // The cost, only where the cluster has a price (cluster.price_usd_per_gpu_hour).
+  if (std::any_of(p.policies.begin(), p.policies.end(),
+                  [](const auto& m) { return m.metrics.count("usd_per_million_tokens") > 0; })) {
+    cols.push_back({"usd_per_million_tokens", "usd/Mtoken", 1, "{:.3f}"});
   }
   size_t wp = 6;
   for (const auto& m : p.policies) wp = std::max(wp, m.policy.size());

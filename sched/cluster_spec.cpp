@@ -110,6 +110,15 @@ const std::vector<ParamDef>& cluster_params() {
                "how concurrent collectives share a link: collective (each collective step gets one share on its "
                "busiest link, however many flows it has; NCCL multiplexes peers over a few channels) or flow "
                "(max-min over flows: a collective with more flows gets more)"),
+        ParamDef{"cluster.price_usd_per_gpu_hour",
+                 T::kNumber,
+                 D::kNumber,
+                 0,
+                 "what one GPU of the cluster costs per hour, in US dollars (a rental price); with it, results report "
+                 "usd_per_million_tokens. 0: no price, no cost reported",
+                 0,
+                 1e6,
+                 {}},
         choice("cluster.ring_model", {"steps", "pipelined"}, "steps",
                "how ring collectives are simulated: steps (each of the 2(P-1) steps of an allreduce on its own, ranks "
                "in lockstep: O(P^2) flows) or pipelined (each phase of a ring as one transfer per edge with the "
@@ -120,6 +129,12 @@ const std::vector<ParamDef>& cluster_params() {
     return v;
   }();
   return t;
+}
+
+std::optional<double> usd_per_million_tokens(const ClusterSpec& c, double tokens_per_s) {
+  if (c.price_usd_per_gpu_hour <= 0 || tokens_per_s <= 0) return std::nullopt;
+  const double usd_per_s = c.price_usd_per_gpu_hour * c.gpu_count() / 3600.0;
+  return usd_per_s / tokens_per_s * 1e6;
 }
 
 std::optional<ClusterSpec::RingModel> ring_model_named(std::string_view name) {
@@ -185,6 +200,7 @@ ClusterSpec cluster_from_json(const json& j, const std::string& file, const std:
   c.collective_alpha = r.time("collective_alpha");
   c.sharing = r.choice("sharing") == "flow" ? ClusterSpec::Sharing::kFlow : ClusterSpec::Sharing::kCollective;
   c.ring_model = *ring_model_named(r.choice("ring_model"));  // the choice is one of the two
+  c.price_usd_per_gpu_hour = r.quantity("price_usd_per_gpu_hour");
   c.calibration = r.string("calibration");
   if (!c.calibration.empty()) {
     std::filesystem::path p = resolve_relative(c.calibration, file);

@@ -87,10 +87,17 @@ struct ClusterSpec {
   // given after resolving it against the spec's folder.
   std::string calibration;
 
+  // Rental price of one GPU per hour, US dollars; 0 when not given (no cost is reported).
+  double price_usd_per_gpu_hour = 0;
+
   int gpu_count() const { return nodes * gpus_per_node; }
   int node_of(int gpu) const { return gpu / gpus_per_node; }
   int local_of(int gpu) const { return gpu % gpus_per_node; }
 };
+
+// What a million tokens cost at `tokens_per_s` on the whole cluster (all its GPUs rented for the time it takes), US
+// dollars; nullopt without a price (or without throughput).
+std::optional<double> usd_per_million_tokens(const ClusterSpec& c, double tokens_per_s);
 
 // "steps" or "pipelined" (cluster.ring_model); nullopt for anything else.
 std::optional<ClusterSpec::RingModel> ring_model_named(std::string_view name);

@@ -417,6 +417,9 @@ RunResult run_inference(const InferenceInput& in) {
     out.metrics["estimate_accuracy"] = static_cast<double>(hits) / scheduled;
     out.metrics["estimate_accuracy_ordered"] = static_cast<double>(hits_ordered) / scheduled;
   }
+  if (auto usd = usd_per_million_tokens(cluster, out.metrics["tokens_per_s"])) {
+    out.metrics["usd_per_million_tokens"] = *usd;
+  }
   if (checked > 0) out.metrics["phase2_rate"] = static_cast<double>(resched) / checked;
   // With a capacity factor the gate drops what exceeds an expert's capacity: the share of routed tokens it dropped.
   if (m.capacity_factor > 0) out.metrics["dropped_token_share"] = routed > 0 ? dropped / routed : 0.0;

@@ -242,13 +242,14 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
 }
 
 void add_throughput_metrics(std::map<std::string, double>& metrics, const ModelSpec& model,
-                            const WorkloadSpec& workload, const GpuSpec& gpu, int ranks) {
+                            const WorkloadSpec& workload, const ClusterSpec& cluster) {
   const double step = metrics.at("step_time_s");
-  const double tokens_per_s =
-      step > 0 ? static_cast<double>(workload.tokens_per_gpu()) * static_cast<double>(ranks) / step : 0;
+  const double ranks = cluster.gpu_count();
+  const double tokens_per_s = step > 0 ? static_cast<double>(workload.tokens_per_gpu()) * ranks / step : 0;
   const double model_flops_per_token = 3 * model_forward_flops_per_token(model, static_cast<double>(workload.seq_len));
   metrics["tokens_per_s"] = tokens_per_s;
-  metrics["mfu"] = model_flops_per_token * tokens_per_s / (gpu.peak_flops(model.compute_dtype) * ranks);
+  metrics["mfu"] = model_flops_per_token * tokens_per_s / (cluster.gpu.peak_flops(model.compute_dtype) * ranks);
+  if (auto usd = usd_per_million_tokens(cluster, tokens_per_s)) metrics["usd_per_million_tokens"] = *usd;
 }
 
 A2aSlowdowns a2a_bwd_slowdowns(const RunResult& run, const RunResult& reference) {
@@ -298,7 +299,7 @@ RunResult run_training(const TrainingInput& in) {
   auto run = [&](const TrainingLayout& l) { return simulate(in, l, routing); };
   auto finish = [&](Simulated s, const TrainingLayout& l) {
     out.metrics = std::move(s.metrics);
-    add_throughput_metrics(out.metrics, in.model, in.workload, in.cluster.gpu, l.ranks);
+    add_throughput_metrics(out.metrics, in.model, in.workload, in.cluster);
     out.metrics["experts_per_gpu"] = l.experts_per_device;
     out.metrics["pipeline_degree"] = l.pipeline_degree;
     out.metrics["offloaded_expert_share"] = l.offloaded_share;

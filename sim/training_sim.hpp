@@ -40,15 +40,17 @@ RunResult run_training(const TrainingInput& in);
 std::map<std::string, double> training_metrics(const Plan& plan, const Timeline& tl);
 
 // What a step of `step_time_s` (already in `metrics`) delivers, for comparing clusters rather than policies:
-//   tokens_per_s = tokens per GPU x ranks / step time (every rank trains its own micro-batch);
+//   tokens_per_s = tokens per GPU x GPUs / step time (every GPU trains its own micro-batch);
 //   mfu          = model FLOPs utilisation (Chowdhery et al., PaLM, arXiv 2204.02311, appendix B): the model's
 //                  training FLOPs (3 x model_forward_flops_per_token: top_k experts per token, attention over the
-//                  whole sequence) x tokens_per_s, over the ranks' peak at the model's compute dtype.
+//                  whole sequence) x tokens_per_s, over the GPUs' peak at the model's compute dtype;
+//   usd_per_million_tokens = the cluster's price per second over tokens_per_s, x 1e6 (only with
+//                  cluster.price_usd_per_gpu_hour).
 // MFU counts useful work only: capacity padding, DeepSpeed's dense-dispatch einsums, norms and activations and the
 // optimizer are time the step spends but not model FLOPs, so one policy's MFU above another's is the same ranking as
 // its step time, and MFU against peak says how far the cluster is from what its GPUs could do.
 void add_throughput_metrics(std::map<std::string, double>& metrics, const ModelSpec& model,
-                            const WorkloadSpec& workload, const GpuSpec& gpu, int ranks);
+                            const WorkloadSpec& workload, const ClusterSpec& cluster);
 
 // The Lina paper's Figure 3: how much longer each backward all-to-all of the last step took in `run` than in
 // `reference` (the ideal bound, where allreduce never slows an all-to-all). Needs the same plan structure (same

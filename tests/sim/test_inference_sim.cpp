@@ -445,6 +445,18 @@ TEST(InferenceSim, EncoderDecoderLayersAreAllRecorded) {
   EXPECT_EQ(nlohmann::json::parse(r.notes.at("a2a_tail_per_layer_s")).size(), 4u);
 }
 
+TEST(InferenceSim, CostFollowsThroughputAndPrice) {
+  InferenceInput in = small("deepspeed", "zipf");
+  RunResult free = run_inference(in);
+  EXPECT_FALSE(free.metrics.count("usd_per_million_tokens"));
+  in.cluster.price_usd_per_gpu_hour = 3.0;
+  RunResult priced = run_inference(in);
+  // 8 GPUs at $3 an hour: $24 an hour, for the time a million tokens take at tokens_per_s.
+  const double tokens_per_s = priced.metrics.at("tokens_per_s");
+  EXPECT_DOUBLE_EQ(tokens_per_s, free.metrics.at("tokens_per_s"));
+  EXPECT_NEAR(priced.metrics.at("usd_per_million_tokens"), 24.0 / 3600 * 1e6 / tokens_per_s, 1e-9);
+}
+
 TEST(InferenceSim, PerLayerRecordsAddUpToTheMetrics) {
   // With the timeline recorded, every evaluated batch and MoE layer gets a row (layers-<policy>.csv); their means
   // are the reported metrics, and the estimated rows give the estimate accuracy.

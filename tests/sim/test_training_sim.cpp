@@ -79,17 +79,24 @@ TEST(TrainingSim, ThroughputMetricsAgainstTheClosedForm) {
   WorkloadSpec w;
   w.batch_size = 4;
   w.seq_len = 256;
-  GpuSpec gpu;
-  gpu.name = "G";
-  gpu.peak_tf32_flops = 1e14;
-  gpu.peak_fp32_flops = 1e13;  // not the compute dtype: must not be used
+  ClusterSpec c;
+  c.nodes = 2;
+  c.gpus_per_node = 4;
+  c.gpu.name = "G";
+  c.gpu.peak_tf32_flops = 1e14;
+  c.gpu.peak_fp32_flops = 1e13;  // not the compute dtype: must not be used
   std::map<std::string, double> metrics{{"step_time_s", 0.5}};
-  add_throughput_metrics(metrics, m, w, gpu, 8);
+  add_throughput_metrics(metrics, m, w, c);
+  EXPECT_FALSE(metrics.count("usd_per_million_tokens"));  // no price, no cost
   const double d = 512, f = 2048, s = 256, E = 16, V = 1000;
   const double tokens_per_s = 4 * 256 * 8 / 0.5;
   const double forward = 2 * (8 * d * d + 4 * s * d + 2 * d * E + 2 * 4 * d * f) + 2 * d * V;
   EXPECT_DOUBLE_EQ(metrics.at("tokens_per_s"), tokens_per_s);
   EXPECT_NEAR(metrics.at("mfu"), 3 * forward * tokens_per_s / (8 * 1e14), 1e-12);
+  // At $2.5 per GPU-hour, 8 GPUs cost $20 an hour: a million tokens take 1e6 / 16384 s.
+  c.price_usd_per_gpu_hour = 2.5;
+  add_throughput_metrics(metrics, m, w, c);
+  EXPECT_NEAR(metrics.at("usd_per_million_tokens"), 20.0 / 3600 * 1e6 / tokens_per_s, 1e-12);
 }
 
 // A simulated step cannot do the model's work faster than its GPUs' GEMM efficiency allows: mfu <= e_max x
