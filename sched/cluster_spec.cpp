@@ -69,6 +69,9 @@ double GpuSpec::peak_flops(const std::string& dtype) const {
 const std::vector<ParamDef>& cluster_params() {
   static const std::vector<ParamDef> t = [] {
     std::vector<ParamDef> v = {
+        text("cluster.base", "",
+             "a cluster preset name or file to start from: the other fields replace its fields (objects such as nic "
+             "field by field)"),
         text("cluster.description", "", "free text shown in reports"),
         integer("cluster.nodes", nullptr, "number of nodes", 1, 1 << 20),
         integer("cluster.gpus_per_node", nullptr, "GPUs per node", 1, 1024),
@@ -164,9 +167,14 @@ GpuSpec load_gpu(const json& ref, const std::string& file, const std::string& po
   return gpu_from_json(j, origin, origin == file ? pointer : "");
 }
 
-ClusterSpec cluster_from_json(const json& j, const std::string& file, const std::string& pointer) {
+ClusterSpec cluster_from_json(const json& j_in, const std::string& file, const std::string& pointer) {
+  // "base": a cluster preset or file with some fields changed (a sweep over clusters that differ in one respect).
+  const json j =
+      merge_over_base(j_in, file, pointer, "experiments/clusters", "cluster",
+                      [](const json& b, const std::string& f, const std::string& p) { cluster_from_json(b, f, p); });
   SpecReader r(j, file, pointer, cluster_params(), "cluster");
   ClusterSpec c;
+  r.string("base");
   r.string("description");
   c.nodes = static_cast<int>(r.integer("nodes"));
   c.gpus_per_node = static_cast<int>(r.integer("gpus_per_node"));
@@ -219,7 +227,10 @@ ClusterSpec cluster_from_json(const json& j, const std::string& file, const std:
 ClusterSpec load_cluster(const json& ref, const std::string& file, const std::string& pointer) {
   auto [j, origin] = resolve_spec_reference(ref, file, pointer, "experiments/clusters", "cluster");
   ClusterSpec c = cluster_from_json(j, origin, origin == file ? pointer : "");
-  c.name = ref.is_string() ? ref.get<std::string>() : "inline";
+  c.name = ref.is_string() ? ref.get<std::string>()
+           : ref.is_object() && ref.contains("base") && ref["base"].is_string()
+               ? ref["base"].get<std::string>() + " (changed)"
+               : "inline";
   return c;
 }
 

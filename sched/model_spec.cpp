@@ -59,11 +59,6 @@ int64_t cross_attention_params(const ModelSpec& m) {
 
 int64_t norm_params(const ModelSpec& m) { return (m.rmsnorm ? 1 : 2) * int64_t{m.hidden}; }
 
-[[noreturn]] void fail_at(const std::string& file, const std::string& pointer, const std::string& key,
-                          const std::string& message) {
-  throw InputError(format_location(file, pointer + "/" + pointer_escape(key), message));
-}
-
 }  // namespace
 
 const std::vector<ParamDef>& model_params() {
@@ -215,36 +210,10 @@ ParamCounts count_params(const ModelSpec& m) {
 }
 
 ModelSpec model_from_json(const json& j_in, const std::string& file, const std::string& pointer) {
-  // "base": load the base model (validated on its own, so its errors name its file), then apply the overrides.
-  json j = j_in;
-  if (j.is_object() && j.contains("base")) {
-    const json& base_ref = j.at("base");
-    const std::string base_pointer = pointer + "/base";
-    if (!base_ref.is_string()) fail_at(file, pointer, "base", "expected a model preset name or file path");
-    static thread_local int depth = 0;
-    if (depth > 8) fail_at(file, pointer, "base", "too many nested 'base' references (a cycle?)");
-    auto [base_json, origin] = resolve_spec_reference(base_ref, file, base_pointer, "models", "model");
-    ++depth;
-    try {
-      (void)model_from_json(base_json, origin, origin == file ? base_pointer : "");
-    } catch (...) {
-      --depth;
-      throw;
-    }
-    --depth;
-    json merged = base_json.is_object() ? base_json : json::object();
-    merged.erase("base");
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key() == "base") continue;
-      if (it.value().is_object() && merged.contains(it.key()) && merged[it.key()].is_object()) {
-        merged[it.key()].merge_patch(it.value());
-      } else {
-        merged[it.key()] = it.value();
-      }
-    }
-    j = std::move(merged);
-  }
-
+  // "base": the base model (validated on its own, so its errors name its file) with the overrides.
+  const json j =
+      merge_over_base(j_in, file, pointer, "models", "model",
+                      [](const json& b, const std::string& f, const std::string& p) { model_from_json(b, f, p); });
   SpecReader r(j, file, pointer, model_params(), "model");
   ModelSpec m;
   r.string("base");

@@ -79,4 +79,38 @@ ResolvedSpec resolve_spec_reference(const nlohmann::json& ref, const std::string
                                                near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near), list)));
 }
 
+nlohmann::json merge_over_base(const nlohmann::json& j, const std::string& file, const std::string& pointer,
+                               std::string_view folder, std::string_view what, const SpecCheck& check) {
+  if (!j.is_object() || !j.contains("base")) return j;
+  const nlohmann::json& base_ref = j.at("base");
+  const std::string base_pointer = pointer + "/base";
+  if (!base_ref.is_string()) {
+    throw InputError(format_location(file, base_pointer, fmt::format("expected a {} preset name or file path", what)));
+  }
+  static thread_local int depth = 0;
+  if (depth > 8) {
+    throw InputError(format_location(file, base_pointer, "too many nested 'base' references (a cycle?)"));
+  }
+  auto [base_json, origin] = resolve_spec_reference(base_ref, file, base_pointer, folder, what);
+  ++depth;
+  try {
+    check(base_json, origin, origin == file ? base_pointer : "");
+  } catch (...) {
+    --depth;
+    throw;
+  }
+  --depth;
+  nlohmann::json merged = base_json.is_object() ? base_json : nlohmann::json::object();
+  merged.erase("base");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() == "base") continue;
+    if (it.value().is_object() && merged.contains(it.key()) && merged[it.key()].is_object()) {
+      merged[it.key()].merge_patch(it.value());
+    } else {
+      merged[it.key()] = it.value();
+    }
+  }
+  return merged;
+}
+
 }  // namespace lina

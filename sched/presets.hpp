@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -36,5 +37,13 @@ struct ResolvedSpec {
 };
 ResolvedSpec resolve_spec_reference(const nlohmann::json& ref, const std::string& file, const std::string& pointer,
                                     std::string_view folder, std::string_view what);
+
+// An object with "base" (a preset name in `folder` or a file path) is that spec with the object's other fields over
+// it: a field replaces the base's, an object field is merged into the base's object field by field ("nic":
+// {"bandwidth": ...} keeps the base NIC's other fields). The base is checked first by `check(json, origin,
+// pointer)`, so that its own errors name its own file; bases may have bases (up to 8 deep). Without "base": `j`.
+using SpecCheck = std::function<void(const nlohmann::json&, const std::string&, const std::string&)>;
+nlohmann::json merge_over_base(const nlohmann::json& j, const std::string& file, const std::string& pointer,
+                               std::string_view folder, std::string_view what, const SpecCheck& check);
 
 }  // namespace lina

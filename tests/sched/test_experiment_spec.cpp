@@ -251,6 +251,40 @@ TEST_F(ExperimentSpecTest, SweepOverPresetNames) {
   EXPECT_EQ(load_model(last.model_json, e.file, "/model").layers, 24);   // Transformer-XL
 }
 
+// A cluster on a base preset: the fields given replace the base's, an object field (nic) is merged field by field,
+// and --set reaches into it like into a preset. Sweeping such objects compares clusters that differ in one respect
+// (here the price and the NIC).
+TEST_F(ExperimentSpecTest, SweepOverClustersOnABasePreset) {
+  json cheap = {{"base", "dgx-h100"}, {"price_usd_per_gpu_hour", 2}, {"nic", {{"bandwidth", "100Gbps"}}}};
+  json fast = {{"base", "dgx-h100"}, {"price_usd_per_gpu_hour", 3}};
+  ExperimentSpec e =
+      load_experiment(write_spec({{"sweep", {{"cluster", {cheap, fast}}}}}), {parse_override("cluster.nodes=2")});
+  auto points = e.points();
+  ASSERT_EQ(points.size(), 2u);
+  PointSpec a = load_point(e, e.point_document(points[0]));
+  PointSpec b = load_point(e, e.point_document(points[1]));
+  EXPECT_EQ(a.cluster.gpus_per_node, 8);  // from the base
+  EXPECT_EQ(a.cluster.nodes, 2);          // --set
+  EXPECT_EQ(b.cluster.nodes, 2);
+  EXPECT_DOUBLE_EQ(a.cluster.nic.bytes_per_s, 100e9 / 8);
+  EXPECT_DOUBLE_EQ(b.cluster.nic.bytes_per_s, 400e9 / 8);
+  EXPECT_EQ(a.cluster.nic_per, ClusterSpec::NicPer::kGpu);     // the base NIC's other fields stay
+  EXPECT_EQ(a.cluster.nic.latency, Time::from_seconds(2e-6));  // (dgx-h100: 2 us)
+  EXPECT_DOUBLE_EQ(a.cluster.price_usd_per_gpu_hour, 2);
+  EXPECT_DOUBLE_EQ(b.cluster.price_usd_per_gpu_hour, 3);
+  EXPECT_EQ(a.cluster.gpu.name, "H100-SXM");
+}
+
+TEST_F(ExperimentSpecTest, ClusterBaseErrorsNameTheField) {
+  EXPECT_NE(error_of(write_spec({{"cluster", {{"base", 3}}}})).find("/cluster/base: expected a cluster preset name"),
+            std::string::npos);
+  EXPECT_NE(error_of(write_spec({{"cluster", {{"base", "dgx-h10"}}}})).find("did you mean 'dgx-h100'"),
+            std::string::npos);
+  EXPECT_NE(error_of(write_spec({{"cluster", {{"base", "dgx-h100"}, {"nic", {{"bandwith", "1Gbps"}}}}}}))
+                .find("/cluster/nic/bandwith"),
+            std::string::npos);
+}
+
 TEST_F(ExperimentSpecTest, SweepKeepsSpecOrderOfPaths) {
   std::string f = write_text(R"({"name": "t", "mode": "training", "cluster": "lina-testbed",
     "model": {"base": "transformer-xl", "layers": 2}, "policies": [{"name": "deepspeed"}],
