@@ -348,18 +348,38 @@ RunResult run_training(const TrainingInput& in) {
     // more than the smaller all-to-all saves.
     TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
     Simulated s = run(l);
+    std::string why;  // why the controller stopped where it did (the results' "packing" note)
     while (true) {
       auto [ffn, a2a] = ffn_and_a2a_chunk_seconds(s);
-      int next = l.experts_per_device * 2;
-      bool possible =
-          in.model.experts % next == 0 && l.ranks % (in.model.experts / next) == 0 && packing_fits(in, next);
-      if (!(ffn < a2a) || !possible) break;
+      const int k = l.experts_per_device, next = k * 2;
+      if (!(ffn < a2a)) {
+        why = fmt::format("expert compute of a micro-op ({:.3f} ms) is no shorter than its all-to-all ({:.3f} ms)",
+                          ffn * 1e3, a2a * 1e3);
+        break;
+      }
+      if (in.model.experts % next != 0 || l.ranks % (in.model.experts / next) != 0) {
+        why =
+            fmt::format("{} experts per GPU is not a layout of {} experts on {} GPUs", next, in.model.experts, l.ranks);
+        break;
+      }
+      if (!packing_fits(in, next)) {
+        why = fmt::format(
+            "{} experts per GPU would not fit in GPU memory with mixed-precision Adam ({:.0f}% of the GPU's expert "
+            "parameters would have to live in host memory)",
+            next, 100 * offloaded_expert_share(in.model, in.cluster, next));
+        break;
+      }
       TrainingLayout nl = make_layout(in.model, in.cluster, next, degree);
       Simulated ns = run(nl);
-      if (!(ns.metrics["step_time_s"] < s.metrics["step_time_s"])) break;
+      if (!(ns.metrics["step_time_s"] < s.metrics["step_time_s"])) {
+        why = fmt::format("{} experts per GPU measured a slower step ({:.3f} ms against {:.3f} ms)", next,
+                          ns.metrics["step_time_s"] * 1e3, s.metrics["step_time_s"] * 1e3);
+        break;
+      }
       l = nl;
       s = std::move(ns);
     }
+    out.notes["packing"] = fmt::format("stopped at {} experts per GPU: {}", l.experts_per_device, why);
     return finish(std::move(s), l);
   }
   TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);

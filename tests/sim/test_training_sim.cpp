@@ -1,6 +1,7 @@
 // Training simulation end to end in-process (sim/training_sim.hpp): determinism, the Lina scheduling rule as a
 // property over the timeline, ideal <= deepspeed, and monotonicity in NIC bandwidth. Configurations are small
 // (lina-testbed, a 2- or 4-layer Transformer-XL, 128 tokens per GPU) so each test runs well under a second.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -338,7 +339,34 @@ TEST(TrainingSim, PackingControllerKeepsOnlyWhatHelps) {
     RunResult ra = run_training(a), ro = run_training(off);
     EXPECT_LE(ra.metrics.at("step_time_s"), ro.metrics.at("step_time_s"));
     EXPECT_EQ(ro.metrics.at("experts_per_gpu"), 1);
+    // The controller says where it stopped and why; a fixed packing has no controller.
+    const std::string stopped = fmt::format("stopped at {} experts per GPU: ", ra.metrics.at("experts_per_gpu"));
+    ASSERT_TRUE(ra.notes.count("packing"));
+    EXPECT_EQ(ra.notes.at("packing").rfind(stopped, 0), 0u) << ra.notes.at("packing");
+    EXPECT_FALSE(ro.notes.count("packing"));
   }
+}
+
+// Packing stops where the experts no longer fit: with GPU memory for the replicated parameters and one expert per
+// layer but not two, the controller (which packs this configuration when memory allows) stays at 1 and says why.
+TEST(TrainingSim, PackingStopsWhereTheExpertsNoLongerFit) {
+  TrainingInput in = input("lina", 2);
+  in.cluster = load_cluster_preset_or_file("lina-testbed");
+  in.workload.batch_size = 16;  // the paper's 8k tokens per GPU: packing pays
+  in.workload.seq_len = 512;
+  in.policy.packing = "auto";
+  ASSERT_GT(run_training(in).metrics.at("experts_per_gpu"), 1);  // with 40 GB it packs
+  double memory = in.cluster.gpu.memory_bytes;
+  while (offloaded_expert_share(in.model, in.cluster, 2) == 0) {
+    memory *= 0.99;
+    in.cluster.gpu.memory_bytes = memory;
+  }
+  ASSERT_EQ(offloaded_expert_share(in.model, in.cluster, 1), 0);
+  RunResult r = run_training(in);
+  EXPECT_EQ(r.metrics.at("experts_per_gpu"), 1);
+  EXPECT_EQ(r.metrics.at("offloaded_expert_share"), 0);
+  EXPECT_EQ(r.notes.at("packing").rfind("stopped at 1 experts per GPU: 2 experts per GPU would not fit", 0), 0u)
+      << r.notes.at("packing");
 }
 
 TEST(TrainingSim, MicroOpSizeIsUShaped) {
