@@ -31,11 +31,17 @@ def main(out_dir):
         sys.exit(f"plot_results: {out_dir}/results.json: unsupported schema {res.get('schema')!r}")
     points = res["points"]
     training = res["mode"] == "training"
+    # (metric, panel title, scale, unit)
     metrics = (
-        [("step_time_s", "step"), ("a2a_time_s", "all-to-all"), ("allreduce_time_s", "allreduce")]
+        [("step_time_s", "step", 1e3, "ms"), ("a2a_time_s", "all-to-all", 1e3, "ms"),
+         ("allreduce_time_s", "allreduce", 1e3, "ms")]
         if training
-        else [("latency_p50_s", "median"), ("latency_p95_s", "p95"), ("latency_p99_s", "p99")]
+        else [("latency_p50_s", "median", 1e3, "ms"), ("latency_p95_s", "p95", 1e3, "ms"),
+              ("latency_p99_s", "p99", 1e3, "ms")]
     )
+    # With a price per GPU-hour (cluster.price_usd_per_gpu_hour) the cost is what a comparison of clusters is about.
+    if any("usd_per_million_tokens" in q["metrics"] for p in points for q in p["policies"]):
+        metrics.append(("usd_per_million_tokens", "cost", 1.0, "USD per million tokens"))
     policies = [p["policy"] for p in points[0]["policies"]]
     # Up to 4 points the panels sit side by side; beyond, one above the other with the point labels once, below, so
     # that a sweep of many points (or of long names) keeps its labels readable.
@@ -51,18 +57,18 @@ def main(out_dir):
     # One line per swept path: "bandwidth=100Gbps" over "model=Mixtral-8x7B".
     labels = ["\n".join(f"{k.split('.')[-1]}={value_label(v)}" for k, v in p["params"].items()) or res["experiment"]
               for p in points]
-    for n, (ax, (key, title)) in enumerate(zip(axes, metrics)):
+    for n, (ax, (key, title, scale, unit)) in enumerate(zip(axes, metrics)):
         for i, pol in enumerate(policies):
             xs, ys = [], []
             for j, p in enumerate(points):
                 m = next(q for q in p["policies"] if q["policy"] == pol)["metrics"]
                 xs.append(j + (i - (len(policies) - 1) / 2) * width)
-                ys.append(m.get(key, 0) * 1e3)
+                ys.append(m.get(key, 0) * scale)
             ax.bar(xs, ys, width, label=pol)
         ax.set_xticks(range(len(points)))
         if not stacked or n == len(metrics) - 1:
             ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
-        ax.set_ylabel(f"{title} (ms)")
+        ax.set_ylabel(f"{title} ({unit})")
         ax.set_title(title)
     # One legend for the figure, to the right of the panels: inside a panel it covers the tallest bars.
     handles, names = axes[0].get_legend_handles_labels()

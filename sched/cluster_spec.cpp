@@ -72,6 +72,7 @@ const std::vector<ParamDef>& cluster_params() {
         text("cluster.base", "",
              "a cluster preset name or file to start from: the other fields replace its fields (objects such as nic "
              "field by field)"),
+        text("cluster.name", "", "a short name for reports and plot labels (a swept cluster object is labelled by it)"),
         text("cluster.description", "", "free text shown in reports"),
         integer("cluster.nodes", nullptr, "number of nodes", 1, 1 << 20),
         integer("cluster.gpus_per_node", nullptr, "GPUs per node", 1, 1024),
@@ -175,6 +176,7 @@ ClusterSpec cluster_from_json(const json& j_in, const std::string& file, const s
   SpecReader r(j, file, pointer, cluster_params(), "cluster");
   ClusterSpec c;
   r.string("base");
+  c.name = r.string("name");
   r.string("description");
   c.nodes = static_cast<int>(r.integer("nodes"));
   c.gpus_per_node = static_cast<int>(r.integer("gpus_per_node"));
@@ -227,10 +229,12 @@ ClusterSpec cluster_from_json(const json& j_in, const std::string& file, const s
 ClusterSpec load_cluster(const json& ref, const std::string& file, const std::string& pointer) {
   auto [j, origin] = resolve_spec_reference(ref, file, pointer, "experiments/clusters", "cluster");
   ClusterSpec c = cluster_from_json(j, origin, origin == file ? pointer : "");
-  c.name = ref.is_string() ? ref.get<std::string>()
-           : ref.is_object() && ref.contains("base") && ref["base"].is_string()
-               ? ref["base"].get<std::string>() + " (changed)"
-               : "inline";
+  if (c.name.empty()) {
+    c.name = ref.is_string() ? ref.get<std::string>()
+             : ref.is_object() && ref.contains("base") && ref["base"].is_string()
+                 ? ref["base"].get<std::string>() + " (changed)"
+                 : "inline";
+  }
   return c;
 }
 

@@ -35,7 +35,7 @@ struct LinkSpec {
 };
 
 struct ClusterSpec {
-  std::string name;  // preset name or file it came from (for reports)
+  std::string name;  // "name" when given, else the preset name or file it came from (for reports)
   int nodes = 1;
   int gpus_per_node = 1;
   GpuSpec gpu;

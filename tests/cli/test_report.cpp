@@ -64,6 +64,7 @@ TEST(Report, SweptObjectsStayOneCsvFieldAndAreLabelledByName) {
 
   EXPECT_EQ(point_label(p.params), "cluster=lina-testbed,model=Transformer-XL (12 MoE layers),workload.batch_size=64");
   EXPECT_EQ(point_label(json{{"model", {{"base", "gpt2"}}}}), R"(model={"base":"gpt2"})");  // no name: the JSON
+  EXPECT_EQ(point_label(json{{"cluster", {{"base", "dgx-h100"}, {"name", "H100 400G"}}}}), "cluster=H100 400G");
   EXPECT_EQ(point_label(json::object()), "single");
 }
 

@@ -255,7 +255,8 @@ TEST_F(ExperimentSpecTest, SweepOverPresetNames) {
 // and --set reaches into it like into a preset. Sweeping such objects compares clusters that differ in one respect
 // (here the price and the NIC).
 TEST_F(ExperimentSpecTest, SweepOverClustersOnABasePreset) {
-  json cheap = {{"base", "dgx-h100"}, {"price_usd_per_gpu_hour", 2}, {"nic", {{"bandwidth", "100Gbps"}}}};
+  json cheap = {
+      {"base", "dgx-h100"}, {"name", "cheap"}, {"price_usd_per_gpu_hour", 2}, {"nic", {{"bandwidth", "100Gbps"}}}};
   json fast = {{"base", "dgx-h100"}, {"price_usd_per_gpu_hour", 3}};
   ExperimentSpec e =
       load_experiment(write_spec({{"sweep", {{"cluster", {cheap, fast}}}}}), {parse_override("cluster.nodes=2")});
@@ -273,6 +274,7 @@ TEST_F(ExperimentSpecTest, SweepOverClustersOnABasePreset) {
   EXPECT_DOUBLE_EQ(a.cluster.price_usd_per_gpu_hour, 2);
   EXPECT_DOUBLE_EQ(b.cluster.price_usd_per_gpu_hour, 3);
   EXPECT_EQ(a.cluster.gpu.name, "H100-SXM");
+  EXPECT_EQ(a.cluster.name, "cheap");  // a name for reports
 }
 
 TEST_F(ExperimentSpecTest, ClusterBaseErrorsNameTheField) {
