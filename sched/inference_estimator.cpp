@@ -69,27 +69,72 @@ void PathEstimator::Table::count(uint32_t row, uint16_t expert, int experts) {
     ++dense[static_cast<size_t>(r.c[0]) * static_cast<size_t>(experts) + expert];
     return;
   }
-  for (int i = 0; i < r.n; ++i) {
-    if (r.e[i] == expert) {
-      ++r.c[i];
+  if (r.n <= kInline) {
+    for (int i = 0; i < r.n; ++i) {
+      if (r.e[i] == expert) {
+        ++r.c[i];
+        return;
+      }
+    }
+    if (r.n < kInline) {
+      r.e[r.n] = expert;
+      r.c[r.n] = 1;
+      ++r.n;
       return;
     }
+  } else {
+    for (uint32_t i = r.c[0]; i < r.c[0] + r.n; ++i) {
+      if (spill_e[i] == expert) {
+        ++spill_c[i];
+        return;
+      }
+    }
   }
-  if (r.n < kInline) {
-    r.e[r.n] = expert;
-    r.c[r.n] = 1;
+  // A new expert for a full row: more room in the spill arrays, or dense past dense_after(experts).
+  const int n = r.n;
+  if (n < dense_after(experts)) {
+    const bool inline_row = n == kInline;
+    const uint32_t room = inline_row ? 0 : r.c[1];
+    if (inline_row || static_cast<uint32_t>(n) == room) {
+      const auto grown = static_cast<uint32_t>(std::min(dense_after(experts), 2 * n));
+      const auto at = static_cast<uint32_t>(spill_e.size());
+      spill_e.resize(spill_e.size() + grown);
+      spill_c.resize(spill_c.size() + grown);
+      for (int i = 0; i < n; ++i) {  // the old pairs (inline, or spilled earlier and abandoned there)
+        spill_e[at + i] = inline_row ? r.e[i] : spill_e[r.c[0] + i];
+        spill_c[at + i] = inline_row ? r.c[i] : spill_c[r.c[0] + i];
+      }
+      r = Row{};
+      r.n = static_cast<uint16_t>(n);
+      r.c[0] = at;
+      r.c[1] = grown;
+    }
+    spill_e[r.c[0] + n] = expert;
+    spill_c[r.c[0] + n] = 1;
     ++r.n;
     return;
   }
-  // A fifth expert: the row becomes dense.
   const auto at = static_cast<uint32_t>(dense.size() / static_cast<size_t>(experts));
   dense.resize(dense.size() + static_cast<size_t>(experts), 0);
   uint32_t* d = dense.data() + static_cast<size_t>(at) * static_cast<size_t>(experts);
-  for (int i = 0; i < r.n; ++i) d[r.e[i]] = r.c[i];
+  counts_of(row, experts, d);
   d[expert] = 1;
   r = Row{};
   r.n = kDense;
   r.c[0] = at;
+}
+
+size_t PathEstimator::Table::bytes() const {
+  return direct.capacity() * sizeof(uint32_t) + slot_key.capacity() * sizeof(uint64_t) +
+         slot_row.capacity() * sizeof(uint32_t) + rows.capacity() * sizeof(Row) + totals.capacity() * sizeof(uint64_t) +
+         dense.capacity() * sizeof(uint32_t) + spill_e.capacity() * sizeof(uint16_t) +
+         spill_c.capacity() * sizeof(uint32_t);
+}
+
+size_t PathEstimator::table_bytes() const {
+  size_t b = 0;
+  for (const Table& t : tables_) b += t.bytes();
+  return b;
 }
 
 uint16_t PathEstimator::top1(const BatchRouting& b, int l, int t) {
@@ -253,6 +298,9 @@ void PathEstimator::estimate(const BatchRouting& b, const std::vector<uint16_t>&
     const Table::Row& row = h.table->rows[h.row];
     if (row.n == Table::kDense) {
       __builtin_prefetch(h.table->dense.data() + static_cast<size_t>(row.c[0]) * E);
+    } else if (row.n > Table::kInline) {
+      __builtin_prefetch(h.table->spill_e.data() + row.c[0]);
+      __builtin_prefetch(h.table->spill_c.data() + row.c[0]);
     }
   }
   // A burst of hundreds of prefetches overflows the core's outstanding misses; a fixed distance keeps it streaming.

@@ -43,6 +43,10 @@ class PathEstimator {
   // Mean tokens per expert at a layer over the profiling batches (replicate-history's popularity).
   std::vector<double> mean_counts(int layer) const;
 
+  // Bytes held by the lookup tables (capacity of their containers; the frozen layouts not included): what profiling
+  // costs in memory, for tests and diagnostics.
+  size_t table_bytes() const;
+
   // The top-1 choice of (layer, token): slot 0, or the highest-weight slot when the batch has gate weights.
   static uint16_t top1(const BatchRouting& b, int layer, int token);
   // top1 of every (layer, token), layer-major.
@@ -53,34 +57,52 @@ class PathEstimator {
   //
   // Memory is what limits long paths (l = 6 over 16 experts: millions of distinct paths per layer, most seen a few
   // times), so rows start sparse, up to kInline (expert, count) pairs, and become dense (one count per expert) only
-  // when a fifth expert follows the path; and the index beyond kDirectBits is an open-addressing table (12 bytes a
-  // slot at most half full) rather than a node-based map.
+  // when more experts follow the path than dense_after(experts); and the index beyond kDirectBits is an
+  // open-addressing table (12 bytes a slot at most half full) rather than a node-based map. With many experts and
+  // top_k > kInline (DeepSeek-V3: 256 experts, top-8) nearly every path has more than kInline experts after its
+  // first token, and a dense row costs 1 KiB: between inline and dense, a row's pairs live in the table's `spill`
+  // arrays (6 bytes a pair, moved to the end with twice the room when full), which cut the tables of such a model
+  // about fivefold.
   struct Table {
     static constexpr uint32_t kAbsent = UINT32_MAX;
     static constexpr uint16_t kDense = UINT16_MAX;
     static constexpr int kInline = 4;
     struct Row {
-      uint16_t n = 0;  // inline pairs used, or kDense: the counts are dense[c[0] * experts ...]
+      // Inline pairs used (<= kInline), spilled pairs (> kInline: c[0] is their offset in spill_e/spill_c, c[1]
+      // the room there), or kDense: the counts are dense[c[0] * experts ...].
+      uint16_t n = 0;
       uint16_t e[kInline] = {};
       uint32_t c[kInline] = {};
     };
+    // Distinct experts a row holds as pairs before it becomes dense: a dense row of 16 experts is one 64-byte cache
+    // line, so 16 experts go dense past kInline; with more experts, a pair costs 6 bytes against 4 per expert.
+    static int dense_after(int experts) { return std::max(kInline, experts / 8); }
     std::vector<uint32_t> direct;    // short paths: key -> row (kAbsent: none)
     std::vector<uint64_t> slot_key;  // long paths: open addressing, linear probing
     std::vector<uint32_t> slot_row;  // kAbsent: empty slot
     std::vector<Row> rows;
-    std::vector<uint64_t> totals;  // row sums
-    std::vector<uint32_t> dense;   // dense rows, `experts` counts each
+    std::vector<uint64_t> totals;   // row sums
+    std::vector<uint32_t> dense;    // dense rows, `experts` counts each
+    std::vector<uint16_t> spill_e;  // spilled rows' pairs: expert
+    std::vector<uint32_t> spill_c;  //                      count
 
     uint32_t find(uint64_t key) const;
     uint32_t find_or_add(uint64_t key);
     void count(uint32_t row, uint16_t expert, int experts);
     // out[e] += count(row, e) * scale for every expert. Dense rows add all their counts (zeros included: x + 0 is x,
-    // and the plain loop vectorises); sparse rows only their pairs.
+    // and the plain loop vectorises); sparse rows only their pairs. Each expert gets one term either way, so the
+    // representation does not change a sum.
     void add_scaled(uint32_t row, int experts, double scale, std::span<double> out) const {
       const Row& r = rows[row];
       if (r.n == kDense) {
         const uint32_t* d = dense.data() + static_cast<size_t>(r.c[0]) * static_cast<size_t>(experts);
         for (int e = 0; e < experts; ++e) out[static_cast<size_t>(e)] += d[e] * scale;
+        return;
+      }
+      if (r.n > kInline) {
+        const uint16_t* es = spill_e.data() + r.c[0];
+        const uint32_t* cs = spill_c.data() + r.c[0];
+        for (int i = 0; i < r.n; ++i) out[es[i]] += cs[i] * scale;
         return;
       }
       for (int i = 0; i < r.n; ++i) out[r.e[i]] += r.c[i] * scale;
@@ -94,8 +116,14 @@ class PathEstimator {
         std::copy(d, d + experts, out);
         return;
       }
+      if (r.n > kInline) {
+        for (int i = 0; i < r.n; ++i) out[spill_e[r.c[0] + i]] = spill_c[r.c[0] + i];
+        return;
+      }
       for (int i = 0; i < r.n; ++i) out[r.e[i]] = r.c[i];
     }
+    // Bytes held by the table's containers (their capacity).
+    size_t bytes() const;
 
    private:
     size_t probe(uint64_t key) const;

@@ -186,6 +186,66 @@ TEST(InferenceEstimator, MatchesABruteForceReferenceOnLongPaths) {
   EXPECT_NEAR(sum, 3000, 1e-6);  // every token's path is known at least at length 0
 }
 
+TEST(InferenceEstimator, ManyExpertsAndTopKMatchTheReferenceInLittleMemory) {
+  // DeepSeek-V3's shape: 256 experts, top-8. After its first token nearly every path has more than the 4 inline
+  // pairs; the rows in between inline and dense (past 32 experts) must give the reference's estimate, and in far
+  // less memory than a dense row each (1 KiB).
+  constexpr int L = 4, E = 256, k = 8, l = 3;
+  std::mt19937_64 rng(11);
+  auto batch = [&](int tokens) {
+    BatchRouting b;
+    b.resize(tokens, L, k, false);
+    for (int t = 0; t < tokens; ++t) {
+      for (int j = 0; j < L; ++j) {
+        const auto base = static_cast<uint16_t>(rng() % 64);  // slot 0 (the path) among 64 experts: some paths repeat
+        for (int s = 0; s < k; ++s) {
+          b.experts[b.index(j, t, s)] = static_cast<uint16_t>(s == 0 ? base : (base + 1 + rng() % (E - 1)) % E);
+        }
+      }
+    }
+    return b;
+  };
+  PathEstimator est(L, E, k, l);
+  std::map<std::vector<uint16_t>, std::map<int, double>> ref;  // path (layers 3-m..2) -> expert at layer 3 -> count
+  for (int i = 0; i < 2; ++i) {
+    BatchRouting p = batch(3000);
+    est.add(p);
+    for (int t = 0; t < p.tokens; ++t) {
+      for (int m = 0; m <= l; ++m) {
+        std::vector<uint16_t> path;
+        for (int j = L - 1 - m; j < L - 1; ++j) path.push_back(p.experts[p.index(j, t, 0)]);
+        for (int s = 0; s < k; ++s) ref[path][p.experts[p.index(L - 1, t, s)]] += 1;
+      }
+    }
+  }
+  size_t dense_rows = 0;
+  for (const auto& [path, next] : ref) dense_rows += next.size() > 32;
+  ASSERT_GT(dense_rows, 0u);                  // some rows go dense (the short paths)
+  ASSERT_GT(ref.size() - dense_rows, 1000u);  // most stay in pairs
+  BatchRouting b = batch(2000);
+  std::vector<uint16_t> top1;
+  PathEstimator::top1_choices(b, top1);
+  std::vector<double> out(E);
+  est.estimate(b, top1, L - 1, l, out);
+  std::vector<double> want(E, 0.0);
+  for (int t = 0; t < b.tokens; ++t) {
+    for (int m = l; m >= 0; --m) {
+      std::vector<uint16_t> path;
+      for (int j = L - 1 - m; j < L - 1; ++j) path.push_back(b.experts[b.index(j, t, 0)]);
+      auto it = ref.find(path);
+      if (it == ref.end()) continue;
+      double total = 0;
+      for (const auto& [e, c] : it->second) total += c;
+      for (const auto& [e, c] : it->second) want[static_cast<size_t>(e)] += k * c / total;
+      break;
+    }
+  }
+  for (int e = 0; e < E; ++e) EXPECT_NEAR(out[static_cast<size_t>(e)], want[static_cast<size_t>(e)], 1e-9) << e;
+  // The layer-3 tables hold ref.size() rows; every layer's together hold about L times that. A dense row each would
+  // be 1 KiB a row; pairs take a few hundred bytes at most.
+  EXPECT_LT(est.table_bytes(), L * ref.size() * 300) << est.table_bytes() << " bytes for " << ref.size() << " rows";
+}
+
 TEST(InferenceEstimator, FollowsPathsAndBacksOff) {
   PathEstimator est(2, 4, 1, 1);
   est.add(chain_batch({0, 1, 2, 0}));  // paths 0->1, 1->2, 2->3 seen; 3 never seen at layer 0

@@ -42,6 +42,19 @@ TEST(ModelSpec, DeepSeekV2LiteMatchesPublishedCounts) {
   EXPECT_EQ(c.shared_experts, int64_t{26} * 2 * 3 * 2048 * 1408);
 }
 
+TEST(ModelSpec, DeepSeekV3MatchesPublishedCounts) {
+  ModelSpec m = preset("deepseek-v3");
+  ParamCounts c = count_params(m);
+  // Published: 671B total, 37B activated (arXiv 2412.19437), both without the multi-token prediction module.
+  EXPECT_LT(rel(c.total, 671e9), 0.02) << c.total;
+  EXPECT_LT(rel(c.active, 37e9), 0.02) << c.active;
+  EXPECT_EQ(m.moe_layer_count(), 58);
+  EXPECT_FALSE(m.is_moe_layer(2));
+  EXPECT_TRUE(m.is_moe_layer(3));
+  EXPECT_EQ(c.per_expert, int64_t{3} * 7168 * 2048);
+  EXPECT_EQ(c.routed_experts, int64_t{58} * 256 * 3 * 7168 * 2048);
+}
+
 TEST(ModelSpec, QwenMoeMatchesPublishedCounts) {
   ModelSpec m = preset("qwen1.5-moe-a2.7b");
   ParamCounts c = count_params(m);
