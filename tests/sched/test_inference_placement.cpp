@@ -129,6 +129,39 @@ BatchRouting chain_batch(const std::vector<uint16_t>& first) {
   return b;
 }
 
+// A brute-force form of Lina's tables for the last layer `last`: path (the top-1 choices, slot 0, at layers last-m ..
+// last-1) -> expert chosen at `last` (every slot) -> count, for m = 0..l.
+using RefTables = std::map<std::vector<uint16_t>, std::map<int, double>>;
+std::vector<uint16_t> ref_path(const BatchRouting& b, int t, int last, int m) {
+  std::vector<uint16_t> path;
+  for (int j = last - m; j < last; ++j) path.push_back(b.experts[b.index(j, t, 0)]);
+  return path;
+}
+void ref_add(RefTables& ref, const BatchRouting& p, int last, int l) {
+  for (int t = 0; t < p.tokens; ++t) {
+    for (int m = 0; m <= l; ++m) {
+      auto& row = ref[ref_path(p, t, last, m)];
+      for (int s = 0; s < p.top_k; ++s) row[p.experts[p.index(last, t, s)]] += 1;
+    }
+  }
+}
+// The estimate at `last`: for each token, the next-expert frequencies of the longest known path (<= l), scaled to
+// top_k choices per token.
+std::vector<double> ref_estimate(const RefTables& ref, const BatchRouting& b, int last, int l, int experts) {
+  std::vector<double> want(static_cast<size_t>(experts), 0.0);
+  for (int t = 0; t < b.tokens; ++t) {
+    for (int m = l; m >= 0; --m) {
+      auto it = ref.find(ref_path(b, t, last, m));
+      if (it == ref.end()) continue;
+      double total = 0;
+      for (const auto& [e, c] : it->second) total += c;
+      for (const auto& [e, c] : it->second) want[static_cast<size_t>(e)] += b.top_k * c / total;
+      break;
+    }
+  }
+  return want;
+}
+
 TEST(InferenceEstimator, MatchesABruteForceReferenceOnLongPaths) {
   // 16 experts, paths of up to 5 choices: 20-bit keys, past the flat index, so the open-addressing index grows
   // several times; layer 5's choice depends weakly on the path, so most rows stay sparse and the popular ones turn
@@ -148,36 +181,18 @@ TEST(InferenceEstimator, MatchesABruteForceReferenceOnLongPaths) {
     return b;
   };
   PathEstimator est(L, E, 1, l);
-  std::map<std::vector<uint16_t>, std::map<int, double>> ref;  // path (layers 5-m..4) -> next expert -> count
+  RefTables ref;
   for (int i = 0; i < 3; ++i) {
     BatchRouting p = batch(4000);
     est.add(p);
-    for (int t = 0; t < p.tokens; ++t) {
-      for (int m = 0; m <= l; ++m) {
-        std::vector<uint16_t> path;
-        for (int j = L - 1 - m; j < L - 1; ++j) path.push_back(p.experts[p.index(j, t)]);
-        ref[path][p.experts[p.index(L - 1, t)]] += 1;
-      }
-    }
+    ref_add(ref, p, L - 1, l);
   }
   BatchRouting b = batch(3000);
   std::vector<uint16_t> top1;
   PathEstimator::top1_choices(b, top1);
   std::vector<double> out(E);
   est.estimate(b, top1, L - 1, l, out);
-  std::vector<double> want(E, 0.0);
-  for (int t = 0; t < b.tokens; ++t) {
-    for (int m = l; m >= 0; --m) {
-      std::vector<uint16_t> path;
-      for (int j = L - 1 - m; j < L - 1; ++j) path.push_back(b.experts[b.index(j, t)]);
-      auto it = ref.find(path);
-      if (it == ref.end()) continue;
-      double total = 0;
-      for (const auto& [e, c] : it->second) total += c;
-      for (const auto& [e, c] : it->second) want[static_cast<size_t>(e)] += c / total;
-      break;
-    }
-  }
+  const std::vector<double> want = ref_estimate(ref, b, L - 1, l, E);
   double sum = 0;
   for (int e = 0; e < E; ++e) {
     EXPECT_NEAR(out[static_cast<size_t>(e)], want[static_cast<size_t>(e)], 1e-9) << e;
@@ -206,17 +221,11 @@ TEST(InferenceEstimator, ManyExpertsAndTopKMatchTheReferenceInLittleMemory) {
     return b;
   };
   PathEstimator est(L, E, k, l);
-  std::map<std::vector<uint16_t>, std::map<int, double>> ref;  // path (layers 3-m..2) -> expert at layer 3 -> count
+  RefTables ref;
   for (int i = 0; i < 2; ++i) {
     BatchRouting p = batch(3000);
     est.add(p);
-    for (int t = 0; t < p.tokens; ++t) {
-      for (int m = 0; m <= l; ++m) {
-        std::vector<uint16_t> path;
-        for (int j = L - 1 - m; j < L - 1; ++j) path.push_back(p.experts[p.index(j, t, 0)]);
-        for (int s = 0; s < k; ++s) ref[path][p.experts[p.index(L - 1, t, s)]] += 1;
-      }
-    }
+    ref_add(ref, p, L - 1, l);
   }
   size_t dense_rows = 0;
   for (const auto& [path, next] : ref) dense_rows += next.size() > 32;
@@ -227,19 +236,7 @@ TEST(InferenceEstimator, ManyExpertsAndTopKMatchTheReferenceInLittleMemory) {
   PathEstimator::top1_choices(b, top1);
   std::vector<double> out(E);
   est.estimate(b, top1, L - 1, l, out);
-  std::vector<double> want(E, 0.0);
-  for (int t = 0; t < b.tokens; ++t) {
-    for (int m = l; m >= 0; --m) {
-      std::vector<uint16_t> path;
-      for (int j = L - 1 - m; j < L - 1; ++j) path.push_back(b.experts[b.index(j, t, 0)]);
-      auto it = ref.find(path);
-      if (it == ref.end()) continue;
-      double total = 0;
-      for (const auto& [e, c] : it->second) total += c;
-      for (const auto& [e, c] : it->second) want[static_cast<size_t>(e)] += k * c / total;
-      break;
-    }
-  }
+  const std::vector<double> want = ref_estimate(ref, b, L - 1, l, E);
   for (int e = 0; e < E; ++e) EXPECT_NEAR(out[static_cast<size_t>(e)], want[static_cast<size_t>(e)], 1e-9) << e;
   // The layer-3 tables hold ref.size() rows; every layer's together hold about L times that. A dense row each would
   // be 1 KiB a row; pairs take a few hundred bytes at most.
