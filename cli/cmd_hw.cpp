@@ -197,7 +197,7 @@ ExperimentSpec load_spec(const Options& o) {
 Experiment load(ExperimentSpec spec, int gpus, const GpuSpec& gpu) {
   Experiment e{std::move(spec), {}, {}};
   e.point = load_point(e.spec, e.spec.point_document(e.spec.points().front()));
-  e.model = load_model(e.point.model_json, e.spec.file, "/model");
+  e.model = e.point.model;
   e.point.cluster.nodes = 1;
   e.point.cluster.gpus_per_node = gpus;
   e.point.cluster.gpu = gpu;

@@ -47,7 +47,7 @@ struct Options {
 PointResult run_point(const ExperimentSpec& e, const SweepPoint& sp, const std::string& out_dir, bool timelines) {
   nlohmann::json doc = e.point_document(sp);
   PointSpec ps = load_point(e, doc);
-  ModelSpec model = load_model(ps.model_json, e.file, "/model");
+  const ModelSpec& model = ps.model;
   PointResult pr;
   pr.index = sp.index;
   pr.key = sp.key();

@@ -13,6 +13,7 @@ PointSpec load_point(const ExperimentSpec& e, const nlohmann::json& doc) {
   p.cluster = cluster_from_json(doc.at("cluster"), e.file, "/cluster");
   p.model_json = doc.at("model");
   if (!p.model_json.is_object()) throw InputError(format_location(e.file, "/model", "expected a model object"));
+  p.model = load_model(p.model_json, e.file, "/model");  // here, so that every point's model is checked at load time
   p.workload = workload_from_json(doc.value("workload", nlohmann::json::object()), e.file, "/workload");
   const auto& list = doc.at("policies");
   for (size_t i = 0; i < list.size(); ++i) {

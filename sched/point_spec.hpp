@@ -1,5 +1,5 @@
-// One fully resolved sweep point of an experiment: typed cluster, workload and policies (model added by the model
-// spec), validated. This is what an executor receives.
+// One fully resolved sweep point of an experiment: typed cluster, model, workload and policies, validated. This is
+// what an executor receives.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -8,6 +8,7 @@
 
 #include "sched/cluster_spec.hpp"
 #include "sched/experiment_spec.hpp"
+#include "sched/model_spec.hpp"
 #include "sched/policy_spec.hpp"
 #include "sched/workload_spec.hpp"
 
@@ -18,6 +19,7 @@ struct PointSpec {
   uint64_t seed = 1;
   ClusterSpec cluster;
   nlohmann::json model_json;  // resolved model object
+  ModelSpec model;            // model_json read and checked
   WorkloadSpec workload;
   std::vector<PolicySpec> policies;
 };

@@ -308,6 +308,10 @@ TEST_F(ExperimentSpecTest, PointValidationFailsAtLoadTime) {
   f = write_spec({{"sweep", {{"policies.0.bucket_size", {"25MB", "0MB"}}}}}, "b.json");
   e = error_of(f);
   EXPECT_TRUE(e.starts_with(f + ": /policies/0/bucket_size: value 0 bytes is out of range")) << e;
+  // The model too: a bad second point must not let the first run.
+  f = write_spec({{"sweep", {{"model.experts", {16, -3}}}}}, "m.json");
+  e = error_of(f);
+  EXPECT_TRUE(e.starts_with(f + ": /model/experts: value -3 is out of range")) << e;
 }
 
 TEST_F(ExperimentSpecTest, ErrorClassesNameFileAndPointer) {
