@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -51,20 +52,59 @@ std::string declared_form(const std::vector<std::string>& parts) {
   return out;
 }
 
-// Replaces a preset/file reference at doc[key] by its object, so that overrides can reach inside it.
+// Forgets where the object at `pointer` (and any object inside it) was read from: it was replaced.
+void forget_files(ReferenceFiles* files, const std::string& pointer) {
+  if (!files) return;
+  std::erase_if(*files, [&](const auto& f) {
+    return f.first == pointer || (f.first.size() > pointer.size() && f.first.starts_with(pointer + "/"));
+  });
+}
+
+// Replaces a preset/file reference at doc[key] by its object, so that overrides can reach inside it, and records a
+// file's path in `files`.
 void inline_reference(json& parent, const std::string& key, const std::string& file, const std::string& pointer,
-                      std::string_view folder, std::string_view what) {
+                      std::string_view folder, std::string_view what, ReferenceFiles* files) {
   if (!parent.contains(key) || parent[key].is_object()) return;
-  parent[key] = resolve_spec_reference(parent[key], file, pointer, folder, what).json;
+  const json ref = parent[key];
+  ResolvedSpec r = resolve_spec_reference(ref, file, pointer, folder, what);
+  forget_files(files, pointer);
+  if (ref.is_string() && !find_preset(folder, ref.get<std::string>())) {
+    if (files) (*files)[pointer] = r.origin;
+    // Paths inside a file are relative to that file; once inlined, the object is read as part of the spec, so the
+    // paths that exist beside the file are rewritten to name it from there.
+    if (r.json.is_object()) {
+      for (const char* k : {"base", "gpu", "calibration"}) {
+        auto it = r.json.find(k);
+        if (it == r.json.end() || !it->is_string()) continue;
+        const auto name = it->get<std::string>();
+        if (const auto p = resolve_relative(name, r.origin); p != std::filesystem::path(name)) *it = p.string();
+      }
+    }
+  }
+  parent[key] = std::move(r.json);
 }
 
 // The cluster, model and cluster GPU of a spec as objects (presets and files read).
-void inline_references(json& doc, const std::string& file) {
-  inline_reference(doc, "cluster", file, "/cluster", "experiments/clusters", "cluster");
-  inline_reference(doc, "model", file, "/model", "models", "model");
+void inline_references(json& doc, const std::string& file, ReferenceFiles* files) {
+  inline_reference(doc, "cluster", file, "/cluster", "experiments/clusters", "cluster", files);
+  inline_reference(doc, "model", file, "/model", "models", "model", files);
   if (doc.contains("cluster") && doc["cluster"].is_object() && doc["cluster"].contains("gpu")) {
-    inline_reference(doc["cluster"], "gpu", file, "/cluster/gpu", "experiments/gpus", "GPU");
+    inline_reference(doc["cluster"], "gpu", file, "/cluster/gpu", "experiments/gpus", "GPU", files);
   }
+}
+
+// `message` (an InputError about the spec `file`) with the file its pointer's object was read from, if any: the most
+// specific of `files` whose pointer the message names.
+std::string with_reference_file(const std::string& message, const std::string& file, const ReferenceFiles& files) {
+  const std::string* best = nullptr;
+  const std::string* from = nullptr;
+  for (const auto& [pointer, path] : files) {
+    const std::string head = file + ": " + pointer;
+    if (!message.starts_with(head) || message.size() == head.size()) continue;
+    if (const char next = message[head.size()]; next != '/' && next != ':') continue;
+    if (!best || pointer.size() > best->size()) best = &pointer, from = &path;
+  }
+  return best ? fmt::format("{} ({} is read from {})", message, *best, *from) : message;
 }
 
 }  // namespace
@@ -159,7 +199,7 @@ Override parse_override(const std::string& text) {
   return o;
 }
 
-void apply_override(json& doc, const Override& o, const std::string& file) {
+void apply_override(json& doc, const Override& o, const std::string& file, ReferenceFiles* files) {
   auto parts = split_path(o.path);
   std::string declared = declared_form(parts);
   std::vector<std::string> known;
@@ -192,10 +232,11 @@ void apply_override(json& doc, const Override& o, const std::string& file) {
     }
     if (!last && (key == "cluster" || key == "model" || key == "gpu")) {
       std::string folder = key == "cluster" ? "experiments/clusters" : key == "model" ? "models" : "experiments/gpus";
-      inline_reference(*node, key, file, pointer + "/" + key, folder, key);
+      inline_reference(*node, key, file, pointer + "/" + key, folder, key, files);
     }
     pointer += "/" + pointer_escape(key);
     if (last) {
+      forget_files(files, pointer);  // a whole reference replaced (inlined again later if it names a file)
       (*node)[key] = o.value;
     } else {
       if (!node->contains(key)) (*node)[key] = json::object();
@@ -230,11 +271,14 @@ std::vector<SweepPoint> ExperimentSpec::points() const {
   return out;
 }
 
-json ExperimentSpec::point_document(const SweepPoint& p) const {
+json ExperimentSpec::point_document(const SweepPoint& p, ReferenceFiles* files) const {
   json doc = document;
-  for (const auto& [path, value] : p.params) apply_override(doc, Override{path, value, "sweep " + path}, file);
-  for (const auto& o : after_sweep) apply_override(doc, o, file);
-  inline_references(doc, file);  // a swept cluster, model or GPU may be a preset name
+  ReferenceFiles own;
+  if (!files) files = &own;
+  *files = reference_files;
+  for (const auto& [path, value] : p.params) apply_override(doc, Override{path, value, "sweep " + path}, file, files);
+  for (const auto& o : after_sweep) apply_override(doc, o, file, files);
+  inline_references(doc, file, files);  // a swept cluster, model or GPU may be a preset name or a file
   return doc;
 }
 
@@ -248,9 +292,11 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
     if (!doc["overrides"].is_object()) {
       throw InputError(format_location(path, "/overrides", "expected an object of path -> value"));
     }
-    for (const auto& [k, v] : doc["overrides"].items()) apply_override(doc, Override{k, v, "overrides " + k}, path);
+    for (const auto& [k, v] : doc["overrides"].items()) {
+      apply_override(doc, Override{k, v, "overrides " + k}, path, &e.reference_files);
+    }
   }
-  for (const auto& o : cli_overrides) apply_override(doc, o, path);
+  for (const auto& o : cli_overrides) apply_override(doc, o, path, &e.reference_files);
 
   SpecReader r(doc, path, "", experiment_params(), "");
   e.name = r.string("name");
@@ -326,7 +372,7 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
   r.finish();
 
   // Inline the references once, so that every point starts from the same resolved objects.
-  inline_references(doc, path);
+  inline_references(doc, path, &e.reference_files);
   e.document = doc;
   for (size_t i = 0; i < policies.size(); ++i) {
     const json& p = policies[i];
@@ -385,7 +431,15 @@ ExperimentSpec load_experiment(const std::string& path, const std::vector<Overri
   }
   e.references = std::move(kept);
   // Validate every point before anything runs.
-  for (const auto& point : e.points()) load_point(e, e.point_document(point));
+  for (const auto& point : e.points()) {
+    ReferenceFiles files;
+    const json doc = e.point_document(point, &files);
+    try {
+      load_point(e, doc);
+    } catch (const InputError& err) {
+      throw InputError(with_reference_file(err.what(), path, files));
+    }
+  }
   return e;
 }
 

@@ -4,6 +4,7 @@
 // before anything runs, so that a bad spec fails at once with exit code 2.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -26,7 +27,14 @@ Override parse_override(const std::string& text);  // "a.b=value"
 // Applies an override to a document. Cluster and model references (preset names, files) are resolved into objects
 // first, so "cluster.nic.bandwidth" works on "cluster": "dgx-a100". Throws InputError on a path that does not exist
 // in the schema (with the nearest known name).
-void apply_override(nlohmann::json& experiment, const Override& o, const std::string& file);
+// Where the cluster, model and cluster GPU of a document were read from when the spec names a file for them: JSON
+// pointer ("/cluster", "/model", "/cluster/gpu") -> the file's path. Presets and inline objects are not listed. An
+// error about a value inside such an object names the spec's pointer (the file is inlined so that overrides can reach
+// inside it); load_experiment adds which file that object came from.
+using ReferenceFiles = std::map<std::string, std::string>;
+
+void apply_override(nlohmann::json& experiment, const Override& o, const std::string& file,
+                    ReferenceFiles* files = nullptr);
 
 struct PolicyConfig {
   std::string name;       // "deepspeed", "lina", ...
@@ -55,8 +63,9 @@ struct ExperimentSpec {
   std::string file;  // where the spec came from
   std::string name;
   std::string description;
-  std::string mode;         // "training" | "inference"
-  nlohmann::json document;  // the fully resolved spec (presets inlined, overrides applied), before sweep values
+  std::string mode;                // "training" | "inference"
+  nlohmann::json document;         // the fully resolved spec (presets inlined, overrides applied), before sweep values
+  ReferenceFiles reference_files;  // of `document`
   std::vector<PolicyConfig> policies;
   std::vector<std::pair<std::string, std::vector<nlohmann::json>>> sweep;  // path -> values, in spec order
   // --set values inside a swept path (sweep `cluster`, --set cluster.nodes=8): applied again at every point, after the
@@ -69,8 +78,9 @@ struct ExperimentSpec {
 
   // The cartesian product of the sweep (one point without sweep), first path varying slowest.
   std::vector<SweepPoint> points() const;
-  // The resolved document of one point (sweep values applied), validated.
-  nlohmann::json point_document(const SweepPoint& p) const;
+  // The resolved document of one point (sweep values applied), validated; `files` receives where its references
+  // were read from.
+  nlohmann::json point_document(const SweepPoint& p, ReferenceFiles* files = nullptr) const;
 };
 
 // Loads and validates an experiment spec file with extra command-line overrides. Validates every sweep point too.

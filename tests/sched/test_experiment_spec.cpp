@@ -371,6 +371,42 @@ TEST_F(ExperimentSpecTest, ClusterFileRelativeToSpec) {
   EXPECT_EQ(p.cluster.gpu.name, "H200");
 }
 
+// Paths inside a referenced file are relative to that file: a cluster in a subfolder names the GPU file and the base
+// beside it.
+TEST_F(ExperimentSpecTest, PathsInsideAReferencedFileAreRelativeToIt) {
+  fs::create_directories(dir_ / "hw");
+  write_text(R"({"name": "G", "peak_fp32": "10TFLOPS", "peak_tf32": "100TFLOPS", "peak_fp16": "200TFLOPS",
+                 "hbm_bandwidth": "1TB/s", "memory": "40GB"})",
+             "hw/g.json");
+  write_text(R"({"base": "base.json", "gpu": "g.json"})", "hw/c.json");
+  write_text(R"({"nodes": 2, "gpus_per_node": 4, "gpu": "H100-SXM"})", "hw/base.json");
+  std::string f = write_spec({{"cluster", "hw/c.json"}});
+  ExperimentSpec e = load_experiment(f, {});
+  PointSpec p = load_point(e, e.point_document(e.points()[0]));
+  EXPECT_EQ(p.cluster.gpu.name, "G");
+  EXPECT_EQ(p.cluster.gpus_per_node, 4);
+  EXPECT_EQ(e.reference_files.at("/cluster"), (dir_ / "hw/c.json").string());
+}
+
+// An error about a value inside a referenced file names the spec's pointer (overrides can reach inside the file) and
+// the file that object came from; not for presets.
+TEST_F(ExperimentSpecTest, AnErrorInsideAReferencedFileNamesTheFile) {
+  write_text(R"({"nodes": 0, "gpus_per_node": 2, "gpu": "H200"})", "bad-cluster.json");
+  write_text(R"({"base": "transformer-xl", "experts": -3})", "bad-model.json");
+  std::string f = write_spec({{"cluster", "bad-cluster.json"}});
+  EXPECT_EQ(error_of(f), f +
+                             ": /cluster/nodes: value 0 is out of range: must be in [1, 1.04858e+06] (/cluster is "
+                             "read from " +
+                             (dir_ / "bad-cluster.json").string() + ")");
+  f = write_spec({{"model", "bad-model.json"}}, "m.json");
+  EXPECT_TRUE(error_of(f).ends_with("(/model is read from " + (dir_ / "bad-model.json").string() + ")"));
+  // A swept file too, and not a preset.
+  f = write_spec({{"sweep", {{"cluster", {"lina-testbed", "bad-cluster.json"}}}}}, "s.json");
+  EXPECT_TRUE(error_of(f).ends_with("(/cluster is read from " + (dir_ / "bad-cluster.json").string() + ")"));
+  f = write_spec(json::object(), "p.json");
+  EXPECT_EQ(error_of(f, {parse_override("cluster.nodes=0")}).find("read from"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lina
 
