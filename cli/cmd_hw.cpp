@@ -214,7 +214,7 @@ Plan plan_for(const Experiment& e, const PolicySpec& pol) {
   in.cluster = &e.point.cluster;
   in.workload = &e.point.workload;
   in.policy = &pol;
-  in.layout = make_layout(e.model, e.point.cluster, packing, degree);
+  in.layout = make_layout(e.model, e.point.cluster, packing, degree, pol.zero_stage);
   in.steps = static_cast<int>(e.point.workload.steps);
   return build_training_plan(in);
 }

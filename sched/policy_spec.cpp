@@ -17,12 +17,12 @@ constexpr double kNoMax = 1e308;
 // Which options each policy reads; any other option given to it is an error.
 std::vector<std::string> options_of(const std::string& name) {
   if (name == "lina" || name == "lina-priority" || name == "lina-partition") {
-    return {"micro_op_size", "micro_op_fusion", "pipeline_degree", "packing", "hierarchical_a2a", "hold"};
+    return {"micro_op_size", "micro_op_fusion", "pipeline_degree", "packing", "hierarchical_a2a", "hold", "zero_stage"};
   }
   if (name == "lina-fixed" || name == "deepspeed" || name == "naive-priority" || name == "ideal") {
-    return {"bucket_size", "hierarchical_a2a"};
+    return {"bucket_size", "hierarchical_a2a", "zero_stage"};
   }
-  if (name == "tutel") return {"bucket_size", "pipeline_degree", "hierarchical_a2a"};
+  if (name == "tutel") return {"bucket_size", "pipeline_degree", "hierarchical_a2a", "zero_stage"};
   return {};
 }
 std::vector<std::string> inference_options_of(const std::string& name) {
@@ -131,6 +131,18 @@ const std::vector<ParamDef>& policy_params() {
          -1e308,
          kNoMax,
          {"device", "links", "none"}},
+        {"policy.zero_stage",
+         T::kInteger,
+         D::kNumber,
+         0,
+         "training: ZeRO stage (arXiv 1910.02054). 0: plain data parallelism, every GPU keeps the whole optimizer "
+         "state of what it trains (16 bytes a parameter with mixed-precision Adam); 1: each data-parallel group (all "
+         "GPUs for the non-expert parameters, an expert's replicas for its own) shards the fp32 weights and Adam "
+         "moments, so a parameter costs 4 + 12 / group bytes; gradients are reduce-scattered, each GPU updates its "
+         "shard, and the updated weights are all-gathered at the end of the step",
+         0,
+         1,
+         {}},
         {"policy.path_length",
          T::kInteger,
          D::kNumber,
@@ -226,6 +238,7 @@ PolicySpec policy_from_json(const json& j, const std::string& mode, const std::s
              : h == "none" ? PolicySpec::Hold::kNone
                            : PolicySpec::Hold::kDevice;
   }
+  if (r.has("zero_stage")) p.zero_stage = static_cast<int>(r.integer("zero_stage"));
   if (r.has("path_length")) p.path_length = static_cast<int>(r.integer("path_length"));
   if (r.has("before_path")) p.before_path_static = r.choice("before_path") == "static";
   if (r.has("schedule_cost")) p.schedule_cost = r.time("schedule_cost");

@@ -29,6 +29,11 @@ struct PolicySpec {
   // on a class of links it crosses too (Collective::links), or none (an ablation: no prioritisation at all).
   enum class Hold { kDevice, kLinks, kNone };
   Hold hold = Hold::kDevice;
+  // ZeRO stage (Rajbhandari et al., SC'20, arXiv 1910.02054): 0, plain data parallelism (every GPU keeps the whole
+  // optimizer state of what it trains); 1, each data-parallel group shards the fp32 master weights and Adam moments:
+  // gradients are reduce-scattered instead of allreduced, each GPU updates its shard, and the updated weights are
+  // all-gathered at the end of the step (DeepSpeed's stage 1, whose all-gather ends the step).
+  int zero_stage = 0;
 
   // Inference.
   int path_length = 3;                  // Lina's estimation path length l (paper Table 5)

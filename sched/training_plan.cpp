@@ -78,7 +78,7 @@ ModelCost model_cost(const ModelSpec& m, double tokens, double seq_len) {
   return mc;
 }
 
-TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int k, int pipeline_degree) {
+TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int k, int pipeline_degree, int zero_stage) {
   TrainingLayout l;
   l.ranks = c.gpu_count();
   l.experts = m.experts;
@@ -99,42 +99,60 @@ TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int k, int 
   }
   l.group_size = m.experts / k;
   l.replicas = l.ranks / l.group_size;
-  l.offloaded_share = offloaded_expert_share(m, c, k);
+  l.offloaded_share = offloaded_expert_share(m, c, k, zero_stage);
   return l;
 }
 
 namespace {
-constexpr double kBytesPerParam = 16;  // mixed-precision Adam: weights, gradients, fp32 master copy, two moments
+// Mixed-precision Adam: bf16 weights and gradients (2 + 2 bytes), fp32 master copy and two moments (4 + 4 + 4).
+constexpr double kBytesPerParam = 16;
+constexpr double kOptimizerBytesPerParam = 12;
+
+// Bytes a parameter costs a GPU when its optimizer state is sharded over `group` GPUs (ZeRO-1), or not (stage 0).
+double bytes_per_param(int zero_stage, double group) {
+  return zero_stage >= 1 ? kBytesPerParam - kOptimizerBytesPerParam + kOptimizerBytesPerParam / std::max(1.0, group)
+                         : kBytesPerParam;
+}
+
+// The data-parallel group of an expert's parameters at k experts per GPU: its replicas, N k / E.
+double expert_group(const ModelSpec& m, const ClusterSpec& c, int k) {
+  return m.experts > 0 ? static_cast<double>(c.gpu_count()) * k / m.experts : 1.0;
+}
 }  // namespace
 
-double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int k) {
+double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int k, int zero_stage) {
   const ParamCounts pc = count_params(m);
-  const double expert = static_cast<double>(k) * static_cast<double>(pc.per_expert) * m.moe_layer_count();
+  const double expert = static_cast<double>(k) * static_cast<double>(pc.per_expert) * m.moe_layer_count() *
+                        bytes_per_param(zero_stage, expert_group(m, c, k));
   if (expert <= 0) return 0;
-  const double room = c.gpu.memory_bytes / kBytesPerParam - static_cast<double>(pc.non_expert);
+  const double room =
+      c.gpu.memory_bytes - static_cast<double>(pc.non_expert) * bytes_per_param(zero_stage, c.gpu_count());
   if (room >= expert) return 0;
   return std::min(1.0, 1.0 - std::max(0.0, room) / expert);
 }
 
-std::string memory_note(const ModelSpec& m, const ClusterSpec& c, int k) {
+std::string memory_note(const ModelSpec& m, const ClusterSpec& c, int k, int zero_stage) {
   const ParamCounts pc = count_params(m);
-  const double mem = c.gpu.memory_bytes, rest = kBytesPerParam * static_cast<double>(pc.non_expert);
+  const double mem = c.gpu.memory_bytes;
+  const double rest = bytes_per_param(zero_stage, c.gpu_count()) * static_cast<double>(pc.non_expert);
+  const std::string adam = zero_stage >= 1 ? "mixed-precision Adam, ZeRO-1" : "mixed-precision Adam";
   if (rest > mem) {
     return fmt::format(
-        "the non-expert parameters alone need {} per GPU with mixed-precision Adam (16 bytes each), more than the "
-        "GPU's {}; lina models data and expert parallelism only (no ZeRO, tensor or pipeline parallelism), so this "
-        "step assumes they fit, with every expert offloaded to host memory",
-        format_quantity(rest, Dimension::kBytes), format_quantity(mem, Dimension::kBytes));
+        "the non-expert parameters alone need {} per GPU with {} ({:.3g} bytes each), more than the GPU's {}; lina "
+        "models data and expert parallelism (and ZeRO-1 with policy.zero_stage), not tensor or pipeline parallelism, "
+        "so this step assumes they fit, with every expert offloaded to host memory",
+        format_quantity(rest, Dimension::kBytes), adam, bytes_per_param(zero_stage, c.gpu_count()),
+        format_quantity(mem, Dimension::kBytes));
   }
-  const double share = offloaded_expert_share(m, c, k);
+  const double share = offloaded_expert_share(m, c, k, zero_stage);
   if (share <= 0) return "";
-  const double experts =
-      kBytesPerParam * k * static_cast<double>(pc.per_expert) * static_cast<double>(m.moe_layer_count());
+  const double experts = bytes_per_param(zero_stage, expert_group(m, c, k)) * k * static_cast<double>(pc.per_expert) *
+                         static_cast<double>(m.moe_layer_count());
   return fmt::format(
-      "{:.0f}% of the GPU's expert parameters ({} of {} with mixed-precision Adam) do not fit beside the rest in {}: "
-      "they are offloaded to host memory and loaded over PCIe before each expert computation",
+      "{:.0f}% of the GPU's expert parameters ({} of {} with {}) do not fit beside the rest in {}: they are "
+      "offloaded to host memory and loaded over PCIe before each expert computation",
       share * 100, format_quantity(share * experts, Dimension::kBytes), format_quantity(experts, Dimension::kBytes),
-      format_quantity(mem, Dimension::kBytes));
+      adam, format_quantity(mem, Dimension::kBytes));
 }
 
 double balanced_a2a_bytes_per_rank(const ModelSpec& m, const WorkloadSpec& w) {
@@ -457,22 +475,27 @@ Plan build_training_plan(const TrainingPlanInput& in) {
     // into equal micro-ops and never fuses.
     std::vector<int> last_sync(static_cast<size_t>(N), -1);
     int micro_index = 0;
-    auto emit = [&](const std::vector<int>& ready, double bytes, bool expert, int layer) {
-      std::vector<std::vector<int>> member_sets;
-      if (expert) {
-        for (int pos = 0; pos < G; ++pos) {
-          std::vector<int> s;
-          for (int g = 0; g < groups; ++g) s.push_back(g * G + pos);
-          member_sets.push_back(std::move(s));
-        }
-      } else {
-        std::vector<int> s(static_cast<size_t>(N));
-        for (int r = 0; r < N; ++r) s[static_cast<size_t>(r)] = r;
-        member_sets.push_back(std::move(s));
+    // The data-parallel groups: every rank for the non-expert parameters; for the experts, the ranks at the same
+    // position of every expert-parallel group (an expert's replicas).
+    const std::vector<std::vector<int>> all_ranks = [&] {
+      std::vector<int> s(static_cast<size_t>(N));
+      for (int r = 0; r < N; ++r) s[static_cast<size_t>(r)] = r;
+      return std::vector<std::vector<int>>{s};
+    }();
+    const std::vector<std::vector<int>> replica_sets = [&] {
+      std::vector<std::vector<int>> sets;
+      for (int pos = 0; pos < G; ++pos) {
+        std::vector<int> s;
+        for (int g = 0; g < groups; ++g) s.push_back(g * G + pos);
+        sets.push_back(std::move(s));
       }
-      for (auto& members : member_sets) {
+      return sets;
+    }();
+    auto emit = [&](const std::vector<int>& ready, double bytes, bool expert, int layer) {
+      for (const auto& members : expert ? replica_sets : all_ranks) {
         Collective c;
-        c.kind = CommKind::kAllReduce;
+        // ZeRO-1: each rank keeps only its shard of the reduced gradients.
+        c.kind = pol.zero_stage >= 1 ? CommKind::kReduceScatter : CommKind::kAllReduce;
         c.ranks = members;
         c.links = link_classes(cl, members);
         c.bytes = {bytes};
@@ -531,12 +554,37 @@ Plan build_training_plan(const TrainingPlanInput& in) {
     }
 
     // ---- optimizer (Adam: reads and writes fp32 params, grads and two moments) ----
-    double params = (cost.replicated_param_bytes + k * cost.expert_param_bytes * m.moe_layer_count()) / m.dtype_bytes();
+    // ZeRO-1: each rank updates its shard, 1/N of the non-expert parameters and 1/replicas of its experts'.
+    const bool zero = pol.zero_stage >= 1;
+    const double replicated = cost.replicated_param_bytes, experts = k * cost.expert_param_bytes * m.moe_layer_count();
+    double params = (zero ? replicated / N + experts / L.replicas : replicated + experts) / m.dtype_bytes();
     for (int r = 0; r < N; ++r) {
       TaskDeps d = deps_of(r);
       if (last_sync[static_cast<size_t>(r)] >= 0) d.push_back(last_sync[static_cast<size_t>(r)]);
       last[static_cast<size_t>(r)] = add_compute(r, OpCost{OpKind::kElementwise, 12 * params, 32 * params}, 1,
                                                  Phase::kStep, -1, Role::kOther, -1, std::move(d), step);
+    }
+    // ZeRO-1: the updated weights are all-gathered over the same groups as the gradients, which ends the step
+    // (DeepSpeed's stage 1 gathers them in step(), before the next forward pass may start).
+    if (zero) {
+      auto gather = [&](const std::vector<int>& members, double bytes) {
+        Collective c;
+        c.kind = CommKind::kAllGather;
+        c.ranks = members;
+        c.links = link_classes(cl, members);
+        c.bytes = {bytes};
+        c.priority_class = ar_class;
+        c.phase = Phase::kStep;
+        c.role = Role::kGradSync;
+        const int id = plan.add_collective(std::move(c));
+        for (int r : members) {
+          last[static_cast<size_t>(r)] = add_comm(r, id, Stream::kAllReduce, deps_of(r), step);
+        }
+      };
+      if (N > 1 && replicated > 0) gather(all_ranks[0], replicated);
+      if (L.replicas > 1 && experts > 0) {
+        for (const auto& members : replica_sets) gather(members, experts);
+      }
     }
   }
   return plan;

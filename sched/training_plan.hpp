@@ -51,17 +51,20 @@ struct TrainingLayout {
   double offloaded_share = 0;
 };
 
-// Share of a device's expert parameters that do not fit in GPU memory with k experts per device, counting about
-// 16 bytes per parameter for mixed-precision Adam (weights, gradients, fp32 master copy, two moments) and the
-// non-expert parameters first. 0 when everything fits.
-double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int experts_per_device);
+// Share of a device's expert parameters that do not fit in GPU memory with k experts per device, counting the
+// non-expert parameters first, at 16 bytes per parameter for mixed-precision Adam (bf16 weights and gradients, fp32
+// master copy, two moments). With ZeRO stage 1 (policy.zero_stage) the 12 bytes of optimizer state are sharded over
+// the parameter's data-parallel group: all GPUs for the non-expert parameters, the expert's replicas for its own.
+// 0 when everything fits.
+double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int experts_per_device, int zero_stage = 0);
 // What does not fit in GPU memory at k experts per GPU (as offloaded_expert_share counts it), as a sentence for the
 // results' notes; empty when everything fits.
-std::string memory_note(const ModelSpec& m, const ClusterSpec& c, int experts_per_device);
+std::string memory_note(const ModelSpec& m, const ClusterSpec& c, int experts_per_device, int zero_stage = 0);
 
 // The smallest valid layout for a packing k (k = 0: the smallest k with E/k dividing the rank count). Throws
 // InputError when experts and ranks cannot be arranged (E must divide N*k and E/k divide N).
-TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int experts_per_device, int pipeline_degree);
+TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int experts_per_device, int pipeline_degree,
+                           int zero_stage = 0);
 
 struct TrainingPlanInput {
   const ModelSpec* model = nullptr;

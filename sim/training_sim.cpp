@@ -165,7 +165,9 @@ std::pair<double, double> ffn_and_a2a_chunk_seconds(const Simulated& s) {
 }
 
 // The controller packs only as far as the experts fit in GPU memory (an explicit packing may offload).
-bool packing_fits(const TrainingInput& in, int k) { return offloaded_expert_share(in.model, in.cluster, k) == 0; }
+bool packing_fits(const TrainingInput& in, int k) {
+  return offloaded_expert_share(in.model, in.cluster, k, in.policy.zero_stage) == 0;
+}
 
 }  // namespace
 
@@ -297,17 +299,19 @@ RunResult run_training(const TrainingInput& in) {
   // The routing is drawn once: every layout the controllers try runs the same tokens.
   const std::vector<LayerRouting> routing = training_routing(in);
   auto run = [&](const TrainingLayout& l) { return simulate(in, l, routing); };
+  auto layout = [&](int k, int d) { return make_layout(in.model, in.cluster, k, d, in.policy.zero_stage); };
   auto finish = [&](Simulated s, const TrainingLayout& l) {
     out.metrics = std::move(s.metrics);
     add_throughput_metrics(out.metrics, in.model, in.workload, in.cluster);
     out.metrics["experts_per_gpu"] = l.experts_per_device;
     out.metrics["pipeline_degree"] = l.pipeline_degree;
     out.metrics["offloaded_expert_share"] = l.offloaded_share;
-    if (std::string note = memory_note(in.model, in.cluster, l.experts_per_device); !note.empty()) {
+    if (std::string note = memory_note(in.model, in.cluster, l.experts_per_device, in.policy.zero_stage);
+        !note.empty()) {
       out.notes["memory"] = std::move(note);
     }
     // The smallest valid layout may already pack experts (60 experts on 32 GPUs: groups of 4, 15 experts each).
-    if (const TrainingLayout base = make_layout(in.model, in.cluster, 0, 1); base.experts_per_device > 1) {
+    if (const TrainingLayout base = layout(0, 1); base.experts_per_device > 1) {
       out.notes["layout"] = fmt::format(
           "{} experts on {} GPUs: the largest expert-parallel group that divides both is {} GPUs, so every layout "
           "holds at least {} experts per GPU",
@@ -322,7 +326,7 @@ RunResult run_training(const TrainingInput& in) {
     std::optional<Simulated> best;
     TrainingLayout best_layout;
     for (int d : {1, 2, 4, 8}) {
-      TrainingLayout l = make_layout(in.model, in.cluster, 0, d);
+      TrainingLayout l = layout(0, d);
       Simulated s = run(l);
       if (!best || s.metrics["step_time_s"] < best->metrics["step_time_s"]) {
         best = std::move(s);
@@ -334,11 +338,11 @@ RunResult run_training(const TrainingInput& in) {
   if (name == "lina") {
     if (degree == 0) degree = lina_pipeline_degree(in.model, in.workload, in.policy.micro_op_bytes);
     if (in.policy.packing == "off") {
-      TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
+      TrainingLayout l = layout(0, degree);
       return finish(run(l), l);
     }
     if (in.policy.packing != "auto") {
-      TrainingLayout l = make_layout(in.model, in.cluster, std::stoi(in.policy.packing), degree);
+      TrainingLayout l = layout(std::stoi(in.policy.packing), degree);
       return finish(run(l), l);
     }
     // The packing controller (paper 4.2): start at the smallest packing and double the experts per GPU while the
@@ -346,7 +350,7 @@ RunResult run_training(const TrainingInput& in) {
     // measures each packing it tries (the paper's controller re-checks every 4 steps) and keeps a doubling only if
     // the step got faster: packing also multiplies the expert gradients each GPU must allreduce, which can cost
     // more than the smaller all-to-all saves.
-    TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
+    TrainingLayout l = layout(0, degree);
     Simulated s = run(l);
     std::string why;  // why the controller stopped where it did (the results' "packing" note)
     while (true) {
@@ -366,10 +370,10 @@ RunResult run_training(const TrainingInput& in) {
         why = fmt::format(
             "{} experts per GPU would not fit in GPU memory with mixed-precision Adam ({:.0f}% of the GPU's expert "
             "parameters would have to live in host memory)",
-            next, 100 * offloaded_expert_share(in.model, in.cluster, next));
+            next, 100 * offloaded_expert_share(in.model, in.cluster, next, in.policy.zero_stage));
         break;
       }
-      TrainingLayout nl = make_layout(in.model, in.cluster, next, degree);
+      TrainingLayout nl = layout(next, degree);
       Simulated ns = run(nl);
       if (!(ns.metrics["step_time_s"] < s.metrics["step_time_s"])) {
         why = fmt::format("{} experts per GPU measured a slower step ({:.3f} ms against {:.3f} ms)", next,
@@ -382,7 +386,7 @@ RunResult run_training(const TrainingInput& in) {
     out.notes["packing"] = fmt::format("stopped at {} experts per GPU: {}", l.experts_per_device, why);
     return finish(std::move(s), l);
   }
-  TrainingLayout l = make_layout(in.model, in.cluster, 0, degree);
+  TrainingLayout l = layout(0, degree);
   return finish(run(l), l);
 }
 

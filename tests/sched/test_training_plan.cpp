@@ -218,6 +218,62 @@ TEST(TrainingPlan, ExpertGradientsReducedAmongReplicas) {
   }
 }
 
+// ZeRO-1 (policy.zero_stage = 1): the same gradient buckets are reduce-scattered instead of allreduced; each rank's
+// optimizer updates its shard (1/N of the non-expert parameters, 1/replicas of its experts'); then the updated
+// weights are all-gathered over the same groups, after the optimizer, ending the step.
+TEST(TrainingPlan, ZeroOneReduceScattersShardsTheOptimizerAndGathersTheWeights) {
+  for (const char* policy : {"deepspeed", "lina"}) {
+    SCOPED_TRACE(policy);
+    Fixture f(2, 8, policy);  // 8 experts on 16 GPUs: each expert on 2 GPUs (replicas)
+    const Plan plain = f.build(1);
+    f.pol.zero_stage = 1;
+    const Plan zero = f.build(1);
+    const ModelCost mc = model_cost(f.m, 128, 64);
+    std::vector<const Collective*> ar, rs, ag;
+    for (const auto& c : plain.collectives) {
+      if (c.role == Role::kGradSync) ar.push_back(&c);
+    }
+    for (const auto& c : zero.collectives) {
+      if (c.role != Role::kGradSync) continue;
+      ASSERT_NE(c.kind, CommKind::kAllReduce);
+      (c.kind == CommKind::kReduceScatter ? rs : ag).push_back(&c);
+    }
+    // The same buckets or micro-ops, over the same groups.
+    ASSERT_EQ(rs.size(), ar.size());
+    for (size_t i = 0; i < rs.size(); ++i) {
+      EXPECT_EQ(rs[i]->ranks, ar[i]->ranks);
+      EXPECT_EQ(rs[i]->bytes, ar[i]->bytes);
+    }
+    // One gather of the non-expert weights over all 16 GPUs, one of each expert's weights over its 2 replicas.
+    ASSERT_EQ(ag.size(), 1u + 8u);
+    EXPECT_EQ(ag[0]->ranks.size(), 16u);
+    EXPECT_DOUBLE_EQ(ag[0]->bytes.at(0), mc.replicated_param_bytes);
+    for (size_t i = 1; i < ag.size(); ++i) {
+      ASSERT_EQ(ag[i]->ranks.size(), 2u);
+      EXPECT_EQ(ag[i]->ranks[1] - ag[i]->ranks[0], 8);
+      EXPECT_DOUBLE_EQ(ag[i]->bytes.at(0), 2 * mc.expert_param_bytes);  // 2 MoE layers, one expert per GPU
+    }
+    // The optimizer's work shrinks to the shard: params = replicated / 16 + experts / 2.
+    auto optimizer_flops = [](const Plan& p) {
+      for (const auto& t : p.tasks) {
+        if (t.rank == 0 && t.phase == Phase::kStep && t.kind == TaskKind::kCompute) return t.flops;
+      }
+      return -1.0;
+    };
+    const double params = mc.replicated_param_bytes / 4, experts = 2 * mc.expert_param_bytes / 4;
+    EXPECT_DOUBLE_EQ(optimizer_flops(plain), 12 * (params + experts));
+    EXPECT_DOUBLE_EQ(optimizer_flops(zero), 12 * (params / 16 + experts / 2));
+    // Every gather comes after its rank's optimizer, and nothing of the step comes after the gathers.
+    for (const auto& t : zero.tasks) {
+      if (t.kind != TaskKind::kComm || coll(zero, t).kind != CommKind::kAllGather) continue;
+      ASSERT_FALSE(t.deps.empty());
+      const Task& before = zero.tasks[static_cast<size_t>(t.deps.front())];
+      EXPECT_TRUE(before.phase == Phase::kStep && before.rank == t.rank) << "gather after the optimizer";
+    }
+    EXPECT_NO_THROW(validate_plan(zero));
+  }
+}
+
 TEST(TrainingPlan, LinkClassesFollowTheRouteShapes) {
   ClusterSpec testbed = load_cluster_preset_or_file("lina-testbed");  // 4 x 4, one NIC per node
   ClusterSpec dgx = load_cluster_preset_or_file("dgx-h100");          // 4 x 8, NVLink, a NIC per GPU
@@ -571,6 +627,28 @@ TEST(TrainingPlan, MemoryNoteSaysWhatDoesNotFit) {
   f.cluster.gpu.memory_bytes = 16.0 * static_cast<double>(pc.non_expert) / 2;
   const std::string rest = memory_note(f.m, f.cluster, 1);
   EXPECT_EQ(rest.rfind("the non-expert parameters alone need", 0), 0u) << rest;
+}
+
+// ZeRO-1 memory: a parameter costs 4 bytes plus its 12 bytes of optimizer state over its data-parallel group. Full
+// Mixtral-8x7B on 4 DGX-H100 nodes (32 GPUs, one expert per GPU: 4 replicas of each) does not fit in 80 GB with
+// plain data parallelism and fits with ZeRO-1.
+TEST(TrainingPlan, ZeroOneShardsTheOptimizerStateInTheMemoryCount) {
+  const ModelSpec m = load_model(json("mixtral-8x7b"), "", "");
+  const ClusterSpec c = load_cluster_preset_or_file("dgx-h100");
+  const ParamCounts pc = count_params(m);
+  const double experts = static_cast<double>(pc.per_expert) * 32, rest = static_cast<double>(pc.non_expert);
+  const double room0 = c.gpu.memory_bytes - 16 * rest;
+  EXPECT_NEAR(offloaded_expert_share(m, c, 1), 1 - room0 / (16 * experts), 1e-12);
+  const double room1 = c.gpu.memory_bytes - (4 + 12.0 / 32) * rest;
+  ASSERT_GT(room1, (4 + 12.0 / 4) * experts);  // the closed form says it fits
+  EXPECT_EQ(offloaded_expert_share(m, c, 1, 1), 0);
+  EXPECT_EQ(memory_note(m, c, 1, 1), "");
+  EXPECT_NE(memory_note(m, c, 1, 0).find("with mixed-precision Adam)"), std::string::npos);
+  // With a quarter of the room the note names ZeRO-1.
+  ClusterSpec small = c;
+  small.gpu.memory_bytes = (4 + 12.0 / 32) * rest + (4 + 12.0 / 4) * experts / 4;
+  EXPECT_NEAR(offloaded_expert_share(m, small, 1, 1), 0.75, 1e-9);
+  EXPECT_NE(memory_note(m, small, 1, 1).find("mixed-precision Adam, ZeRO-1"), std::string::npos);
 }
 
 TEST(TrainingPlan, OffloadedExpertsAreLoadedOverPcieBeforeEachExpertComputation) {

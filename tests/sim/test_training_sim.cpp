@@ -206,16 +206,17 @@ RuleCheck check_lina_rule(const RunResult& r, bool links = false) {
   return out;
 }
 
-RunResult run_for_rule(const std::string& policy) {
+RunResult run_for_rule(const std::string& policy, int zero_stage = 0) {
   TrainingInput in = input(policy, 4);
+  in.policy.zero_stage = zero_stage;
   in.policy.micro_op_bytes = 1e6;  // many small micro-ops: many chances to break the rule
   in.policy.bucket_bytes = 1e6;
   in.policy.packing = "off";
   return run_training(in);
 }
 
-void expect_lina_rule(const std::string& policy) {
-  RuleCheck c = check_lina_rule(run_for_rule(policy));
+void expect_lina_rule(const std::string& policy, int zero_stage = 0) {
+  RuleCheck c = check_lina_rule(run_for_rule(policy, zero_stage));
   EXPECT_EQ(c.violations, 0) << "first: " << c.first;
   EXPECT_GT(c.contested, 0) << "no allreduce launched during the backward pass: the check proves nothing";
 }
@@ -225,6 +226,34 @@ TEST(TrainingSim, LinaPartitionNeverLaunchesAllreduceNextToAnAllToAll) { expect_
 // With pipelining (lina's default degree 4) the hold must last through every chunk of the layer's backward
 // all-to-alls, not end between one chunk and the next.
 TEST(TrainingSim, LinaNeverLaunchesAllreduceNextToAnAllToAll) { expect_lina_rule("lina"); }
+
+// Under ZeRO-1 the gradient micro-ops are reduce-scatters; Lina holds them the same way.
+TEST(TrainingSim, LinaHoldsReduceScatterMicroOpsUnderZeroOne) { expect_lina_rule("lina", 1); }
+
+// ZeRO-1 ends the step with the all-gather of the updated weights: the step is at least as long as its last gather,
+// and deterministic.
+TEST(TrainingSim, ZeroOneEndsTheStepWithTheWeightGather) {
+  TrainingInput in = input("deepspeed", 2);
+  in.model.experts = 8;  // two replicas of each expert: an expert gather too
+  in.policy.zero_stage = 1;
+  const RunResult a = run_training(in), b = run_training(in);
+  EXPECT_EQ(a.metrics, b.metrics);
+  Time last_gather_end = Time::zero(), end = Time::zero();
+  int gathers = 0;
+  for (size_t i = 0; i < a.plan.tasks.size(); ++i) {
+    const Task& t = a.plan.tasks[i];
+    end = std::max(end, a.timeline.records[i].end);
+    if (t.kind != TaskKind::kComm ||
+        a.plan.collectives[static_cast<size_t>(t.collective)].kind != CommKind::kAllGather) {
+      continue;
+    }
+    ++gathers;
+    last_gather_end = std::max(last_gather_end, a.timeline.records[i].end);
+  }
+  EXPECT_EQ(gathers, 16 + 16);  // every rank: the non-expert gather and its expert's
+  EXPECT_EQ(last_gather_end, end);
+  EXPECT_GT(a.metrics.at("allreduce_time_s"), 0);
+}
 
 // The same run under the device hold (as given) and under policy.hold = links, micro-ops of 1 MB, packing off.
 std::pair<RunResult, RunResult> device_and_links(TrainingInput device) {
