@@ -206,9 +206,10 @@ TEST(HwExecutor, TrainingPlansUnderDeepSpeedAndLinaRunToCompletion) {
   WorkloadSpec w;
   w.batch_size = 2;
   w.seq_len = 64;
-  for (const char* name : {"deepspeed", "lina"}) {
+  for (const auto& [name, zero_stage] : {std::pair{"deepspeed", 0}, std::pair{"lina", 0}, std::pair{"lina", 1}}) {
     PolicySpec pol;
     pol.name = name;
+    pol.zero_stage = zero_stage;  // 1: reduce-scatters and all-gathers instead of allreduces
     TrainingPlanInput in;
     in.model = &m;
     in.cluster = &cluster;
