@@ -8,8 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "sched/cluster_spec.hpp"
+#include "sched/inference_estimator.hpp"
 #include "sched/model_spec.hpp"
 #include "sim/inference_sim.hpp"
+#include "traces/synth.hpp"
 
 namespace {
 
@@ -76,6 +78,35 @@ BENCHMARK(BM_Inference512Tokens24Layers16Experts)
     ->UseRealTime()  // the rates count the preparing thread's time too
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
+
+// Lina's path tables at DeepSeek-V3's shape: 58 MoE layers, 256 experts, top-8, paths of up to 3 choices, profiled
+// on batches of 32k tokens (512 per GPU on 64 GPUs). Nearly every 3-choice path is new, so the tables grow with the
+// tokens: table_bytes_per_batch is what one more profiled batch costs (about 0.5 GB; 1 KiB a row when rows went dense
+// at their fifth expert, about five times that).
+void BM_PathTables256ExpertsTop8(benchmark::State& state) {
+  traces::SynthParams p;
+  p.experts = 256;
+  p.top_k = 8;
+  p.layers = 58;
+  p.tokens = 32768;
+  p.zipf = 0.619;
+  p.rho = 0.35;
+  const auto batches = static_cast<int>(state.range(0));
+  size_t bytes = 0;
+  for (auto _ : state) {
+    traces::SynthGenerator gen(p);
+    PathEstimator est(p.layers, p.experts, p.top_k, 3);
+    BatchRouting b;
+    for (int i = 0; i < batches; ++i) {
+      gen.next(b);
+      est.add(b);
+    }
+    bytes = est.table_bytes();
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.counters["table_bytes_per_batch"] = static_cast<double>(bytes) / batches;
+}
+BENCHMARK(BM_PathTables256ExpertsTop8)->Arg(2)->ArgName("batches")->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
 
