@@ -491,17 +491,23 @@ Plan build_training_plan(const TrainingPlanInput& in) {
       }
       return sets;
     }();
+    // A gradient-synchronisation collective (GradSync role, the allreduce class) over `members`.
+    auto sync_collective = [&](CommKind kind, const std::vector<int>& members, double bytes, Phase phase) {
+      Collective c;
+      c.kind = kind;
+      c.ranks = members;
+      c.links = link_classes(cl, members);
+      c.bytes = {bytes};
+      c.priority_class = ar_class;
+      c.phase = phase;
+      c.role = Role::kGradSync;
+      return c;
+    };
     auto emit = [&](const std::vector<int>& ready, double bytes, bool expert, int layer) {
       for (const auto& members : expert ? replica_sets : all_ranks) {
-        Collective c;
         // ZeRO-1: each rank keeps only its shard of the reduced gradients.
-        c.kind = pol.zero_stage >= 1 ? CommKind::kReduceScatter : CommKind::kAllReduce;
-        c.ranks = members;
-        c.links = link_classes(cl, members);
-        c.bytes = {bytes};
-        c.priority_class = ar_class;
-        c.phase = Phase::kBackward;
-        c.role = Role::kGradSync;
+        Collective c = sync_collective(pol.zero_stage >= 1 ? CommKind::kReduceScatter : CommKind::kAllReduce, members,
+                                       bytes, Phase::kBackward);
         c.layer = layer;
         c.micro_op = micro_index;
         int id = plan.add_collective(std::move(c));
@@ -568,15 +574,7 @@ Plan build_training_plan(const TrainingPlanInput& in) {
     // (DeepSpeed's stage 1 gathers them in step(), before the next forward pass may start).
     if (zero) {
       auto gather = [&](const std::vector<int>& members, double bytes) {
-        Collective c;
-        c.kind = CommKind::kAllGather;
-        c.ranks = members;
-        c.links = link_classes(cl, members);
-        c.bytes = {bytes};
-        c.priority_class = ar_class;
-        c.phase = Phase::kStep;
-        c.role = Role::kGradSync;
-        const int id = plan.add_collective(std::move(c));
+        const int id = plan.add_collective(sync_collective(CommKind::kAllGather, members, bytes, Phase::kStep));
         for (int r : members) {
           last[static_cast<size_t>(r)] = add_comm(r, id, Stream::kAllReduce, deps_of(r), step);
         }
