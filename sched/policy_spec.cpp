@@ -136,12 +136,13 @@ const std::vector<ParamDef>& policy_params() {
          D::kNumber,
          0,
          "training: ZeRO stage (arXiv 1910.02054). 0: plain data parallelism, every GPU keeps the whole optimizer "
-         "state of what it trains (16 bytes a parameter with mixed-precision Adam); 1: each data-parallel group (all "
-         "GPUs for the non-expert parameters, an expert's replicas for its own) shards the fp32 weights and Adam "
-         "moments, so a parameter costs 4 + 12 / group bytes; gradients are reduce-scattered, each GPU updates its "
-         "shard, and the updated weights are all-gathered at the end of the step",
+         "state and gradients of what it trains (16 bytes a parameter with mixed-precision Adam); 1: each "
+         "data-parallel group (all GPUs for the non-expert parameters, an expert's replicas for its own) shards the "
+         "fp32 weights and Adam moments (4 + 12 / group bytes); 2: the gradients too (2 + 14 / group bytes). Either "
+         "way gradients are reduce-scattered, each GPU updates its shard, and the updated weights are all-gathered at "
+         "the end of the step",
          0,
-         1,
+         2,
          {}},
         {"policy.path_length",
          T::kInteger,

@@ -30,9 +30,10 @@ struct PolicySpec {
   enum class Hold { kDevice, kLinks, kNone };
   Hold hold = Hold::kDevice;
   // ZeRO stage (Rajbhandari et al., SC'20, arXiv 1910.02054): 0, plain data parallelism (every GPU keeps the whole
-  // optimizer state of what it trains); 1, each data-parallel group shards the fp32 master weights and Adam moments:
-  // gradients are reduce-scattered instead of allreduced, each GPU updates its shard, and the updated weights are
-  // all-gathered at the end of the step (DeepSpeed's stage 1, whose all-gather ends the step).
+  // optimizer state and gradients of what it trains); 1, each data-parallel group shards the fp32 master weights and
+  // Adam moments; 2, the gradients too. Gradients are then reduce-scattered instead of allreduced, each GPU updates
+  // its shard, and the updated weights are all-gathered at the end of the step (DeepSpeed's stages 1 and 2, whose
+  // all-gather ends the step); the two stages differ in memory only.
   int zero_stage = 0;
 
   // Inference.

@@ -105,13 +105,15 @@ TrainingLayout make_layout(const ModelSpec& m, const ClusterSpec& c, int k, int 
 
 namespace {
 // Mixed-precision Adam: bf16 weights and gradients (2 + 2 bytes), fp32 master copy and two moments (4 + 4 + 4).
-constexpr double kBytesPerParam = 16;
-constexpr double kOptimizerBytesPerParam = 12;
+constexpr double kWeightBytesPerParam = 2, kGradientBytesPerParam = 2, kOptimizerBytesPerParam = 12;
 
-// Bytes a parameter costs a GPU when its optimizer state is sharded over `group` GPUs (ZeRO-1), or not (stage 0).
+// Bytes a parameter costs a GPU when its data-parallel group has `group` GPUs: ZeRO stage 1 shards the optimizer
+// state over the group, stage 2 the gradients too (Rajbhandari et al., SC'20, figure 1: 2 + 2 + 12 bytes, then
+// 2 + 2 + 12/group, then 2 + 14/group).
 double bytes_per_param(int zero_stage, double group) {
-  return zero_stage >= 1 ? kBytesPerParam - kOptimizerBytesPerParam + kOptimizerBytesPerParam / std::max(1.0, group)
-                         : kBytesPerParam;
+  const double g = std::max(1.0, group);
+  return kWeightBytesPerParam + (zero_stage >= 2 ? kGradientBytesPerParam / g : kGradientBytesPerParam) +
+         (zero_stage >= 1 ? kOptimizerBytesPerParam / g : kOptimizerBytesPerParam);
 }
 
 // The data-parallel group of an expert's parameters at k experts per GPU: its replicas, N k / E.
@@ -135,11 +137,12 @@ std::string memory_note(const ModelSpec& m, const ClusterSpec& c, int k, int zer
   const ParamCounts pc = count_params(m);
   const double mem = c.gpu.memory_bytes;
   const double rest = bytes_per_param(zero_stage, c.gpu_count()) * static_cast<double>(pc.non_expert);
-  const std::string adam = zero_stage >= 1 ? "mixed-precision Adam, ZeRO-1" : "mixed-precision Adam";
+  const std::string adam =
+      zero_stage >= 1 ? fmt::format("mixed-precision Adam, ZeRO-{}", zero_stage) : "mixed-precision Adam";
   if (rest > mem) {
     return fmt::format(
         "the non-expert parameters alone need {} per GPU with {} ({:.3g} bytes each), more than the GPU's {}; lina "
-        "models data and expert parallelism (and ZeRO-1 with policy.zero_stage), not tensor or pipeline parallelism, "
+        "models data and expert parallelism (and ZeRO-1/2 with policy.zero_stage), not tensor or pipeline parallelism, "
         "so this step assumes they fit, with every expert offloaded to host memory",
         format_quantity(rest, Dimension::kBytes), adam, bytes_per_param(zero_stage, c.gpu_count()),
         format_quantity(mem, Dimension::kBytes));

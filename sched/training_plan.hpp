@@ -54,7 +54,8 @@ struct TrainingLayout {
 // Share of a device's expert parameters that do not fit in GPU memory with k experts per device, counting the
 // non-expert parameters first, at 16 bytes per parameter for mixed-precision Adam (bf16 weights and gradients, fp32
 // master copy, two moments). With ZeRO stage 1 (policy.zero_stage) the 12 bytes of optimizer state are sharded over
-// the parameter's data-parallel group: all GPUs for the non-expert parameters, the expert's replicas for its own.
+// the parameter's data-parallel group (all GPUs for the non-expert parameters, the expert's replicas for its own);
+// with stage 2 the 2 bytes of gradient too.
 // 0 when everything fits.
 double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int experts_per_device, int zero_stage = 0);
 // What does not fit in GPU memory at k experts per GPU (as offloaded_expert_share counts it), as a sentence for the

@@ -333,8 +333,8 @@ TEST_F(ExperimentSpecTest, ErrorClassesNameFileAndPointer) {
   f = write_spec({{"policies", json::array({{{"name", "lina"}, {"bucket_size", "10MB"}}})}}, "opt.json");
   EXPECT_EQ(error_of(f),
             f + ": /policies/0/bucket_size: option 'bucket_size' does not apply to training policy 'lina'");
-  f = write_spec({{"policies", json::array({{{"name", "deepspeed"}, {"zero_stage", 2}}})}}, "zero.json");
-  EXPECT_TRUE(error_of(f).starts_with(f + ": /policies/0/zero_stage: value 2 is out of range")) << error_of(f);
+  f = write_spec({{"policies", json::array({{{"name", "deepspeed"}, {"zero_stage", 3}}})}}, "zero.json");
+  EXPECT_TRUE(error_of(f).starts_with(f + ": /policies/0/zero_stage: value 3 is out of range")) << error_of(f);
   f = write_spec({{"policies", json::array({{{"name", "deepsped"}}})}}, "pol.json");
   EXPECT_TRUE(error_of(f).starts_with(f + ": /policies/0/name: unknown value 'deepsped'"));
   EXPECT_NE(error_of(f).find("(did you mean 'deepspeed'?)"), std::string::npos);

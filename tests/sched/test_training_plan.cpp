@@ -271,6 +271,15 @@ TEST(TrainingPlan, ZeroOneReduceScattersShardsTheOptimizerAndGathersTheWeights) 
       EXPECT_TRUE(before.phase == Phase::kStep && before.rank == t.rank) << "gather after the optimizer";
     }
     EXPECT_NO_THROW(validate_plan(zero));
+    // Stage 2 differs in memory only: the same plan.
+    f.pol.zero_stage = 2;
+    const Plan two = f.build(1);
+    ASSERT_EQ(two.collectives.size(), zero.collectives.size());
+    for (size_t i = 0; i < two.collectives.size(); ++i) {
+      EXPECT_EQ(two.collectives[i].kind, zero.collectives[i].kind);
+      EXPECT_EQ(two.collectives[i].bytes, zero.collectives[i].bytes);
+    }
+    EXPECT_EQ(two.tasks.size(), zero.tasks.size());
   }
 }
 
@@ -649,6 +658,11 @@ TEST(TrainingPlan, ZeroOneShardsTheOptimizerStateInTheMemoryCount) {
   small.gpu.memory_bytes = (4 + 12.0 / 32) * rest + (4 + 12.0 / 4) * experts / 4;
   EXPECT_NEAR(offloaded_expert_share(m, small, 1, 1), 0.75, 1e-9);
   EXPECT_NE(memory_note(m, small, 1, 1).find("mixed-precision Adam, ZeRO-1"), std::string::npos);
+  // ZeRO-2 shards the gradients too: 2 + 14/group bytes a parameter, so the same GPU holds half of them.
+  const double room2 = small.gpu.memory_bytes - (2 + 14.0 / 32) * rest;
+  EXPECT_NEAR(offloaded_expert_share(m, small, 1, 2), std::max(0.0, 1 - room2 / ((2 + 14.0 / 4) * experts)), 1e-12);
+  EXPECT_LT(offloaded_expert_share(m, small, 1, 2), offloaded_expert_share(m, small, 1, 1));
+  EXPECT_NE(memory_note(m, small, 1, 2).find("mixed-precision Adam, ZeRO-2"), std::string::npos);
 }
 
 TEST(TrainingPlan, OffloadedExpertsAreLoadedOverPcieBeforeEachExpertComputation) {
