@@ -53,6 +53,36 @@ TEST(Estimate, TiesInTheActualCountsAreAccepted) {
   EXPECT_EQ(evaluate_estimator(p, e, {1})[0].hits, 1u);
 }
 
+// With 64 experts a row holds up to 8 (expert, count) pairs, then turns dense. Profile: path 0 is followed by 12
+// experts at layer 1 (10 five times, 11 three times, 20..29 once: dense), path 1 by 4 (30 four times, 31 twice, 32,
+// 33: pairs). Eval batch 1: paths 0, 0, 1, 1 -> estimate 10: 10/18, 11: 6/18, 30: 1, 31: 1/2 -> top-2 {30, 10};
+// actual 30, 30, 10, 11 -> hit. Batch 2: paths 0, 0, 0, 1 -> 10: 15/18, 11: 9/18, 30: 1/2 (tie with 11: the lower
+// id) -> {10, 11}; actual 10, 10, 11, 31 -> hit. Batch 3: paths 0, 0, 1 -> {10, 30}; actual 20, 21, 32 -> miss.
+TEST(Estimate, DenseAndPairRowsEstimateAlike) {
+  const std::string p = temp_path("p64.jsonl"), e = temp_path("e64.jsonl");
+  const TraceHeader h = make_header({0, 1}, 64, 1);
+  std::vector<std::vector<int>> l0, l1;
+  auto token = [&](int path, int next) {
+    l0.push_back({path});
+    l1.push_back({next});
+  };
+  for (int i = 0; i < 5; ++i) token(0, 10);
+  for (int i = 0; i < 3; ++i) token(0, 11);
+  for (int x = 20; x < 30; ++x) token(0, x);
+  for (int i = 0; i < 4; ++i) token(1, 30);
+  for (int i = 0; i < 2; ++i) token(1, 31);
+  token(1, 32);
+  token(1, 33);
+  write_trace(p, h, {batch_of({l0, l1}, 1)});
+  write_trace(e, h,
+              {batch_of({{{0}, {0}, {1}, {1}}, {{30}, {30}, {10}, {11}}}, 1),
+               batch_of({{{0}, {0}, {0}, {1}}, {{10}, {10}, {11}, {31}}}, 1),
+               batch_of({{{0}, {0}, {1}}, {{20}, {21}, {32}}}, 1)});
+  const auto r = evaluate_estimator(p, e, {1});
+  EXPECT_EQ(r[0].cases, 3u);
+  EXPECT_EQ(r[0].hits, 2u);
+}
+
 TEST(Estimate, RefusesTheSameFile) {
   const Files f = files();
   EXPECT_THROW(evaluate_estimator(f.eval, f.eval, {1}), InputError);
