@@ -215,6 +215,26 @@ TEST_F(CliTest, WhatDoesNotFitInMemoryIsReported) {
   EXPECT_TRUE(res["points"][0]["policies"][0]["notes"].contains("memory"));
 }
 
+// With a price per GPU-hour the table gains a cost column and every policy's results its cost per million tokens:
+// 4 GPUs at $2 an hour for the time a million tokens take at the reported tokens_per_s. Without one, neither.
+TEST_F(CliTest, APriceAddsTheCostOfAMillionTokens) {
+  const std::string spec = write("priced.json", small_spec().dump());
+  Result plain = lina({"run", spec, "-o", (dir_ / "plain").string(), "--no-plot", "--no-timeline"});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(plain.out.find("usd/Mtoken"), std::string::npos) << plain.out;
+  Result priced = lina({"run", spec, "-o", (dir_ / "priced").string(), "--no-plot", "--no-timeline", "--set",
+                        "cluster.price_usd_per_gpu_hour=2"});
+  ASSERT_EQ(priced.code, 0) << priced.err;
+  EXPECT_NE(priced.out.find("usd/Mtoken"), std::string::npos) << priced.out;
+  const json res = json::parse(slurp(dir_ / "priced" / "results.json"));
+  for (const auto& p : res["points"][0]["policies"]) {
+    const json& m = p["metrics"];
+    EXPECT_NEAR(m["usd_per_million_tokens"].get<double>(), 8.0 / 3600 * 1e6 / m["tokens_per_s"].get<double>(),
+                1e-9 * m["usd_per_million_tokens"].get<double>());
+    EXPECT_GT(m["mfu"].get<double>(), 0);
+  }
+}
+
 // An inference gate with a capacity factor drops what overflows the hot experts, which a server would not do: the
 // run says so once on stderr; a dropless run says nothing.
 TEST_F(CliTest, DroppedTokensInInferenceAreReported) {
