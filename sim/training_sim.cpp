@@ -175,7 +175,7 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
   int last_step = 0;
   for (const auto& t : plan.tasks) last_step = std::max(last_step, t.step);
   const auto N = static_cast<size_t>(plan.ranks);
-  std::vector<std::vector<Interval>> compute(N), a2a(N), a2a_fwd(N), a2a_bwd(N), ar(N), comm(N);
+  std::vector<std::vector<Interval>> compute(N), a2a(N), a2a_fwd(N), a2a_bwd(N), ar(N), loads(N), comm(N);
   std::vector<int64_t> fwd_moe(N, 0), bwd_moe(N, 0);
   std::vector<std::map<int, Interval>> moe_fwd_span(N), moe_bwd_span(N);
   int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
@@ -194,6 +194,8 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
       if (k == CommKind::kAllToAll) {
         a2a[rank].push_back(iv);
         (t.phase == Phase::kForward ? a2a_fwd : a2a_bwd)[rank].push_back(iv);
+      } else if (k == CommKind::kHostLoad) {
+        loads[rank].push_back(iv);  // offloaded expert weights over PCIe: not gradient synchronisation
       } else {
         ar[rank].push_back(iv);
       }
@@ -211,14 +213,15 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
       }
     }
   }
-  double sum_compute = 0, sum_a2a = 0, sum_fwd = 0, sum_bwd = 0, sum_ar = 0, sum_exposed = 0, sum_pipe_num = 0,
-         sum_pipe_den = 0, sum_fwd_moe = 0, sum_bwd_moe = 0;
+  double sum_compute = 0, sum_a2a = 0, sum_fwd = 0, sum_bwd = 0, sum_ar = 0, sum_loads = 0, sum_exposed = 0,
+         sum_pipe_num = 0, sum_pipe_den = 0, sum_fwd_moe = 0, sum_bwd_moe = 0;
   for (size_t r = 0; r < N; ++r) {
     sum_compute += static_cast<double>(merge(compute[r]));
     sum_a2a += static_cast<double>(merge(a2a[r]));
     sum_fwd += static_cast<double>(merge(a2a_fwd[r]));
     sum_bwd += static_cast<double>(merge(a2a_bwd[r]));
     sum_ar += static_cast<double>(merge(ar[r]));
+    sum_loads += static_cast<double>(merge(loads[r]));
     int64_t c = merge(comm[r]);
     sum_exposed += static_cast<double>(c - overlap(comm[r], compute[r]));
     sum_pipe_num += static_cast<double>(overlap(a2a[r], compute[r]));
@@ -228,7 +231,7 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
   sum_pipe_den = sum_a2a;
   const double ticks = static_cast<double>(Time::kTicksPerSecond) * static_cast<double>(N);
   const double step = lo <= hi ? static_cast<double>(hi - lo) / Time::kTicksPerSecond : 0;
-  return {
+  std::map<std::string, double> out = {
       {"step_time_s", step},
       {"fwd_moe_time_s", sum_fwd_moe / ticks},
       {"bwd_moe_time_s", sum_bwd_moe / ticks},
@@ -241,6 +244,9 @@ std::map<std::string, double> training_metrics(const Plan& plan, const Timeline&
       {"compute_util", step > 0 ? sum_compute / ticks / step : 0},
       {"pipeline_efficiency", sum_pipe_den > 0 ? sum_pipe_num / sum_pipe_den : 0},
   };
+  // Only where expert weights are offloaded: time with a weight load running on the rank.
+  if (sum_loads > 0) out["host_load_time_s"] = sum_loads / ticks;
+  return out;
 }
 
 void add_throughput_metrics(std::map<std::string, double>& metrics, const ModelSpec& model,

@@ -35,8 +35,9 @@ struct TrainingInput {
 
 RunResult run_training(const TrainingInput& in);
 
-// Metrics of the last step of a training timeline (DESIGN.md 6): step time, MoE layer times, all-to-all and
-// allreduce busy time, exposed communication, compute utilisation, pipelining efficiency; averaged over ranks.
+// Metrics of the last step of a training timeline (DESIGN.md 6): step time, MoE layer times, all-to-all and gradient
+// synchronisation busy time, exposed communication (weight loads from host memory included), compute utilisation,
+// pipelining efficiency, and the time loading offloaded expert weights where there are any; averaged over ranks.
 std::map<std::string, double> training_metrics(const Plan& plan, const Timeline& tl);
 
 // What a step of `step_time_s` (already in `metrics`) delivers, for comparing clusters rather than policies:

@@ -112,6 +112,41 @@ TEST(TrainingSim, MfuIsBoundedByTheBusyGpus) {
   }
 }
 
+// Offloaded expert weights are loaded over PCIe before each expert computation: that time is host_load_time_s, not
+// gradient synchronisation. allreduce_time_s is the merged time of the gradient collectives alone.
+TEST(TrainingSim, WeightLoadsAreNotCountedAsGradientSynchronisation) {
+  TrainingInput in = input("deepspeed", 2);
+  in.cluster.gpu.memory_bytes = 1e6;  // every expert offloaded
+  const RunResult r = run_training(in);
+  ASSERT_GT(r.metrics.at("offloaded_expert_share"), 0);
+  ASSERT_TRUE(r.metrics.count("host_load_time_s"));
+  EXPECT_GT(r.metrics.at("host_load_time_s"), 0);
+  // The reference: per rank, the union of the gradient collectives' intervals, averaged over ranks.
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> sync(16);
+  for (size_t i = 0; i < r.plan.tasks.size(); ++i) {
+    const Task& t = r.plan.tasks[i];
+    if (t.kind != TaskKind::kComm || t.role != Role::kGradSync) continue;
+    sync[static_cast<size_t>(t.rank)].emplace_back(r.timeline.records[i].start.ticks(),
+                                                   r.timeline.records[i].end.ticks());
+  }
+  double total = 0;
+  for (auto& v : sync) {
+    std::sort(v.begin(), v.end());
+    int64_t end = INT64_MIN;
+    for (const auto& [a, b] : v) {
+      if (a >= end) {
+        total += static_cast<double>(b - a);
+      } else if (b > end) {
+        total += static_cast<double>(b - end);
+      }
+      end = std::max(end, b);
+    }
+  }
+  EXPECT_NEAR(r.metrics.at("allreduce_time_s"), total / Time::kTicksPerSecond / 16, 1e-12);
+  // Without offloading there is no such metric.
+  EXPECT_FALSE(run_training(input("deepspeed", 2)).metrics.count("host_load_time_s"));
+}
+
 TEST(TrainingSim, Deterministic) {
   for (const char* pol : {"deepspeed", "lina"}) {
     SCOPED_TRACE(pol);
