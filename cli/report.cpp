@@ -201,11 +201,14 @@ std::string results_table(const std::string& mode, const PointResult& p) {
             {"estimate_accuracy", "est_acc", 1, "{:.3f}"}, {"phase2_rate", "phase2", 1, "{:.3f}"},
             {"speedup_vs_first", "speedup", 1, "{:.2f}x"}, {"speedup_p95_vs_first", "speedup_p95", 1, "{:.2f}x"}};
   }
-  // The cost, only where the cluster has a price (cluster.price_usd_per_gpu_hour).
-  if (std::any_of(p.policies.begin(), p.policies.end(),
-                  [](const auto& m) { return m.metrics.count("usd_per_million_tokens") > 0; })) {
-    cols.push_back({"usd_per_million_tokens", "usd/Mtoken", 1, "{:.3f}"});
-  }
+  // Columns of metrics that only some runs have: weight loads where experts are offloaded, the cost where the
+  // cluster has a price (cluster.price_usd_per_gpu_hour).
+  auto any_has = [&](const char* metric) {
+    return std::any_of(p.policies.begin(), p.policies.end(),
+                       [&](const auto& m) { return m.metrics.count(metric) > 0; });
+  };
+  if (any_has("host_load_time_s")) cols.push_back({"host_load_time_s", "host_load_ms", 1e3, "{:.2f}"});
+  if (any_has("usd_per_million_tokens")) cols.push_back({"usd_per_million_tokens", "usd/Mtoken", 1, "{:.3f}"});
   size_t wp = 6;
   for (const auto& m : p.policies) wp = std::max(wp, m.policy.size());
   std::string out = fmt::format("{:<{}}", "policy", wp);
