@@ -68,5 +68,23 @@ TEST(Report, SweptObjectsStayOneCsvFieldAndAreLabelledByName) {
   EXPECT_EQ(point_label(json::object()), "single");
 }
 
+// Columns that only some runs have appear when one policy has the metric, with "-" for the others: weight loads
+// where experts are offloaded, the cost where the cluster has a price.
+TEST(Report, OptionalColumnsAppearWhenAPolicyHasTheMetric) {
+  PointResult p;
+  p.policies.push_back({"deepspeed", "deepspeed", {{"step_time_s", 1.0}, {"host_load_time_s", 0.25}}, {}});
+  p.policies.push_back({"lina", "lina", {{"step_time_s", 0.5}}, {}});
+  std::string t = results_table("training", p);
+  EXPECT_NE(t.find("host_load_ms"), std::string::npos) << t;
+  EXPECT_NE(t.find("250.00"), std::string::npos) << t;
+  EXPECT_EQ(t.find("usd/Mtoken"), std::string::npos) << t;
+  p.policies[1].metrics["usd_per_million_tokens"] = 0.125;
+  t = results_table("training", p);
+  EXPECT_NE(t.find("usd/Mtoken"), std::string::npos) << t;
+  EXPECT_NE(t.find("0.125"), std::string::npos) << t;
+  p.policies[0].metrics.erase("host_load_time_s");
+  EXPECT_EQ(results_table("training", p).find("host_load_ms"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lina::cli
