@@ -90,13 +90,13 @@ void PathEstimator::Table::count(uint32_t row, uint16_t expert, int experts) {
       }
     }
   }
-  // A new expert for a full row: more room in the spill arrays, or dense past dense_after(experts).
+  // A new expert for a full row: more room in the spill arrays, or dense past pair_row_limit(experts).
   const int n = r.n;
-  if (n < dense_after(experts)) {
+  if (n < pair_row_limit(experts)) {
     const bool inline_row = n == kInline;
     const uint32_t room = inline_row ? 0 : r.c[1];
     if (inline_row || static_cast<uint32_t>(n) == room) {
-      const auto grown = static_cast<uint32_t>(std::min(dense_after(experts), 2 * n));
+      const auto grown = static_cast<uint32_t>(std::min(pair_row_limit(experts), 2 * n));
       const auto at = static_cast<uint32_t>(spill_e.size());
       spill_e.resize(spill_e.size() + grown);
       spill_c.resize(spill_c.size() + grown);

@@ -20,6 +20,11 @@
 
 namespace lina {
 
+// The most distinct experts a lookup-table row keeps as (expert, count) pairs before it turns dense (a count per
+// expert): a dense row of 16 experts is one 64-byte cache line, so 16 experts go dense past 4 pairs; with more experts
+// a pair costs 6 bytes against 4 per expert. Shared by PathEstimator and the file estimator (`lina trace estimate`).
+inline int pair_row_limit(int experts) { return std::max(4, experts / 8); }
+
 class PathEstimator {
  public:
   PathEstimator(int layers, int experts, int top_k, int max_path);
@@ -57,7 +62,7 @@ class PathEstimator {
   //
   // Memory is what limits long paths (l = 6 over 16 experts: millions of distinct paths per layer, most seen a few
   // times), so rows start sparse, up to kInline (expert, count) pairs, and become dense (one count per expert) only
-  // when more experts follow the path than dense_after(experts); and the index beyond kDirectBits is an
+  // when more experts follow the path than pair_row_limit(experts); and the index beyond kDirectBits is an
   // open-addressing table (12 bytes a slot at most half full) rather than a node-based map. With many experts and
   // top_k > kInline (DeepSeek-V3: 256 experts, top-8) nearly every path has more than kInline experts after its
   // first token, and a dense row costs 1 KiB: between inline and dense, a row's pairs live in the table's `spill`
@@ -74,9 +79,7 @@ class PathEstimator {
       uint16_t e[kInline] = {};
       uint32_t c[kInline] = {};
     };
-    // Distinct experts a row holds as pairs before it becomes dense: a dense row of 16 experts is one 64-byte cache
-    // line, so 16 experts go dense past kInline; with more experts, a pair costs 6 bytes against 4 per expert.
-    static int dense_after(int experts) { return std::max(kInline, experts / 8); }
+    static_assert(kInline == 4, "pair_row_limit keeps at least the inline pairs");
     std::vector<uint32_t> direct;    // short paths: key -> row (kAbsent: none)
     std::vector<uint64_t> slot_key;  // long paths: open addressing, linear probing
     std::vector<uint32_t> slot_row;  // kAbsent: empty slot

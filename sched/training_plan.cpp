@@ -133,12 +133,15 @@ double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int k, i
   return std::min(1.0, 1.0 - std::max(0.0, room) / expert);
 }
 
+std::string optimizer_state_name(int zero_stage) {
+  return zero_stage >= 1 ? fmt::format("mixed-precision Adam, ZeRO-{}", zero_stage) : "mixed-precision Adam";
+}
+
 std::string memory_note(const ModelSpec& m, const ClusterSpec& c, int k, int zero_stage) {
   const ParamCounts pc = count_params(m);
   const double mem = c.gpu.memory_bytes;
   const double rest = bytes_per_param(zero_stage, c.gpu_count()) * static_cast<double>(pc.non_expert);
-  const std::string adam =
-      zero_stage >= 1 ? fmt::format("mixed-precision Adam, ZeRO-{}", zero_stage) : "mixed-precision Adam";
+  const std::string adam = optimizer_state_name(zero_stage);
   if (rest > mem) {
     return fmt::format(
         "the non-expert parameters alone need {} per GPU with {} ({:.3g} bytes each), more than the GPU's {}; lina "

@@ -58,6 +58,8 @@ struct TrainingLayout {
 // with stage 2 the 2 bytes of gradient too.
 // 0 when everything fits.
 double offloaded_expert_share(const ModelSpec& m, const ClusterSpec& c, int experts_per_device, int zero_stage = 0);
+// How the memory count keeps optimizer state, for messages: "mixed-precision Adam", "mixed-precision Adam, ZeRO-1".
+std::string optimizer_state_name(int zero_stage);
 // What does not fit in GPU memory at k experts per GPU (as offloaded_expert_share counts it), as a sentence for the
 // results' notes; empty when everything fits.
 std::string memory_note(const ModelSpec& m, const ClusterSpec& c, int experts_per_device, int zero_stage = 0);

@@ -164,11 +164,6 @@ std::pair<double, double> ffn_and_a2a_chunk_seconds(const Simulated& s) {
   return {nf ? ffn / nf : 0, na ? a2a / na : 0};
 }
 
-// The controller packs only as far as the experts fit in GPU memory (an explicit packing may offload).
-bool packing_fits(const TrainingInput& in, int k) {
-  return offloaded_expert_share(in.model, in.cluster, k, in.policy.zero_stage) == 0;
-}
-
 }  // namespace
 
 std::map<std::string, double> training_metrics(const Plan& plan, const Timeline& tl) {
@@ -372,11 +367,12 @@ RunResult run_training(const TrainingInput& in) {
             fmt::format("{} experts per GPU is not a layout of {} experts on {} GPUs", next, in.model.experts, l.ranks);
         break;
       }
-      if (!packing_fits(in, next)) {
+      // The controller packs only as far as the experts fit in GPU memory (an explicit packing may offload).
+      if (const double off = offloaded_expert_share(in.model, in.cluster, next, in.policy.zero_stage); off > 0) {
         why = fmt::format(
-            "{} experts per GPU would not fit in GPU memory with mixed-precision Adam ({:.0f}% of the GPU's expert "
-            "parameters would have to live in host memory)",
-            next, 100 * offloaded_expert_share(in.model, in.cluster, next, in.policy.zero_stage));
+            "{} experts per GPU would not fit in GPU memory with {} ({:.0f}% of the GPU's expert parameters would "
+            "have to live in host memory)",
+            next, optimizer_state_name(in.policy.zero_stage), 100 * off);
         break;
       }
       TrainingLayout nl = layout(next, degree);

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "sched/error.hpp"
+#include "sched/inference_estimator.hpp"
 #include "sched/random.hpp"
 #include "traces/reader.hpp"
 #include "traces/writer.hpp"
@@ -43,9 +44,10 @@ bool path_key(const std::vector<uint16_t>& top1, int tokens, int t, int j, int m
 }
 
 // The next-expert counts of one path. Rows start as (expert, count) pairs and become dense (a count per expert) past
-// experts / 8 distinct experts: with 256 experts and top-8 nearly every path of 3 choices is seen once, and a dense
-// row each (1 KiB) took 7.7 GB for 4 profiled batches of 32k tokens. Both forms give the same sums: an expert with no
-// count adds 0 / sum = +0.0 (dense) or nothing (pairs), and the row total is a sum of integers.
+// pair_row_limit(experts) distinct experts, as PathEstimator's: with 256 experts and top-8 nearly every path of 3
+// choices is seen once, and a dense row each (1 KiB) took 7.7 GB for 4 profiled batches of 32k tokens. Both forms give
+// the same sums: an expert with no count adds 0 / sum = +0.0 (dense) or nothing (pairs), and the row total is a sum of
+// integers.
 struct Row {
   std::vector<std::pair<uint16_t, uint32_t>> pairs;
   std::vector<uint32_t> dense;  // empty while the row is pairs
@@ -63,7 +65,7 @@ struct Row {
         return;
       }
     }
-    if (static_cast<int>(pairs.size()) < std::max(4, experts / 8)) {
+    if (static_cast<int>(pairs.size()) < pair_row_limit(experts)) {
       pairs.emplace_back(expert, 1);
       return;
     }
